@@ -1,0 +1,130 @@
+//! Roster's domain: users, groups, tenants, tokens, roles and the rules that bind them.
+//! Free of transport (tonic) and storage (diesel).
+
+mod error;
+mod principal;
+mod role;
+mod user;
+
+pub use error::{DomainError, ScimType};
+pub use principal::{PasswordPolicy, Principal, TokenKind};
+pub use role::{DEFAULT_ROLE, DEFAULT_ROLES, validate_role};
+pub use user::{Email, GroupRef, PersonName, User, UserField, UserInput};
+
+use time::OffsetDateTime;
+
+/// A tenant: the unit of isolation. Every user, group and token belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub password_policy: PasswordPolicy,
+    pub default_role: String,
+    pub created: OffsetDateTime,
+}
+
+/// Tenant names: 1 to 63 lower-case ASCII letters, digits and `-`, starting with a letter.
+pub fn validate_tenant_name(name: &str) -> Result<(), DomainError> {
+    let ok = (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            ScimType::InvalidValue,
+            format!(
+                "tenant name {name:?} must be 1-63 lower-case letters, digits or '-', starting with a letter"
+            ),
+        ))
+    }
+}
+
+/// A group and, when asked for, its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    /// `None` when the members were not loaded (the basic view).
+    pub members: Option<Vec<Member>>,
+    pub member_count: i64,
+    pub version: i64,
+    pub created: OffsetDateTime,
+    pub updated: OffsetDateTime,
+}
+
+/// One member of a group: a user of the same tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: String,
+    pub display: String,
+}
+
+/// A change to a group's membership; applied in order inside one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberOp {
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    RemoveAll,
+    Replace(Vec<String>),
+}
+
+/// Changes to a group's own attributes (`None`: leave as it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupChanges {
+    pub display_name: Option<String>,
+    /// `Some(None)` clears the external id.
+    pub external_id: Option<Option<String>>,
+}
+
+/// Longest accepted value of a single string attribute.
+pub const MAX_STRING_LEN: usize = 4096;
+
+/// Validates a group's display name.
+pub fn validate_display_name(name: &str) -> Result<(), DomainError> {
+    if name.trim().is_empty() {
+        return Err(DomainError::invalid(
+            ScimType::InvalidValue,
+            "displayName is required",
+        ));
+    }
+    if name.len() > MAX_STRING_LEN {
+        return Err(DomainError::invalid(
+            ScimType::InvalidValue,
+            "displayName is too long",
+        ));
+    }
+    Ok(())
+}
+
+/// A page request: keyset (`after`) or offset (`skip`) paging.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub size: i64,
+    pub after: Option<String>,
+    pub skip: i64,
+}
+
+/// One page of results.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The key to continue after, when more may follow.
+    pub next_after: Option<String>,
+    pub total: i64,
+}
+
+/// A token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: String,
+    pub tenant_name: String,
+    pub kind: TokenKind,
+    pub prefix: String,
+    pub description: String,
+    pub created: OffsetDateTime,
+    pub revoked: bool,
+}

@@ -1,0 +1,290 @@
+//! proto ⇄ domain conversions.
+
+use base64::Engine;
+use roster_proto::v1 as pb;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    self, DomainError, Email, Group, Member, PasswordPolicy, PersonName, ScimType, Tenant, Token,
+    TokenKind, User, UserInput,
+};
+
+pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.unix_timestamp(),
+        nanos: i32::try_from(t.nanosecond()).unwrap_or(0),
+    }
+}
+
+/// The etag of a version. Clients may send it back bare (`3`), quoted (`"3"`) or weak
+/// (`W/"3"`).
+pub fn etag(version: i64) -> String {
+    version.to_string()
+}
+
+/// Parses an etag precondition; `None` when none was given. An etag that is not one of ours
+/// can never match.
+pub fn expected_version(etag: &str) -> Result<Option<i64>, DomainError> {
+    let e = etag.trim();
+    if e.is_empty() || e == "*" {
+        return Ok(None);
+    }
+    let e = e.strip_prefix("W/").unwrap_or(e).trim_matches('"');
+    e.parse::<i64>()
+        .map(Some)
+        .map_err(|_| DomainError::PreconditionFailed {
+            expected: etag.to_owned(),
+        })
+}
+
+pub fn user_input(u: pb::User) -> UserInput {
+    let name = u.name.unwrap_or_default();
+    UserInput {
+        user_name: u.user_name,
+        external_id: u.external_id,
+        name: PersonName {
+            formatted: name.formatted,
+            family_name: name.family_name,
+            given_name: name.given_name,
+            middle_name: name.middle_name,
+            honorific_prefix: name.honorific_prefix,
+            honorific_suffix: name.honorific_suffix,
+        },
+        display_name: u.display_name,
+        nick_name: u.nick_name,
+        profile_url: u.profile_url,
+        title: u.title,
+        user_type: u.user_type,
+        preferred_language: u.preferred_language,
+        locale: u.locale,
+        timezone: u.timezone,
+        active: u.active,
+        emails: u
+            .emails
+            .into_iter()
+            .map(|e| Email {
+                value: e.value,
+                kind: e.r#type,
+                primary: e.primary,
+                display: e.display,
+            })
+            .collect(),
+        role: u.role.filter(|r| !r.is_empty()),
+        attributes: if u.attributes_json.trim().is_empty() {
+            "{}".to_owned()
+        } else {
+            u.attributes_json
+        },
+    }
+}
+
+pub fn user(u: User, default_role: &str) -> pb::User {
+    let a = u.attrs;
+    let name = if a.name.is_empty() {
+        None
+    } else {
+        Some(pb::PersonName {
+            formatted: a.name.formatted,
+            family_name: a.name.family_name,
+            given_name: a.name.given_name,
+            middle_name: a.name.middle_name,
+            honorific_prefix: a.name.honorific_prefix,
+            honorific_suffix: a.name.honorific_suffix,
+        })
+    };
+    pb::User {
+        id: u.id,
+        user_name: a.user_name,
+        external_id: a.external_id,
+        name,
+        display_name: a.display_name,
+        nick_name: a.nick_name,
+        profile_url: a.profile_url,
+        title: a.title,
+        user_type: a.user_type,
+        preferred_language: a.preferred_language,
+        locale: a.locale,
+        timezone: a.timezone,
+        active: a.active,
+        emails: a
+            .emails
+            .into_iter()
+            .map(|e| pb::Email {
+                value: e.value,
+                r#type: e.kind,
+                primary: e.primary,
+                display: e.display,
+            })
+            .collect(),
+        effective_role: a.role.clone().unwrap_or_else(|| default_role.to_owned()),
+        role: a.role,
+        attributes_json: a.attributes,
+        password: None,
+        groups: u
+            .groups
+            .into_iter()
+            .map(|g| pb::GroupRef {
+                id: g.id,
+                display_name: g.display_name,
+            })
+            .collect(),
+        etag: etag(u.version),
+        create_time: Some(timestamp(u.created)),
+        update_time: Some(timestamp(u.updated)),
+    }
+}
+
+pub fn group(g: Group) -> pb::Group {
+    pb::Group {
+        id: g.id,
+        display_name: g.display_name,
+        external_id: g.external_id,
+        members: g.members.unwrap_or_default().into_iter().map(member).collect(),
+        member_count: g.member_count,
+        etag: etag(g.version),
+        create_time: Some(timestamp(g.created)),
+        update_time: Some(timestamp(g.updated)),
+    }
+}
+
+pub fn member(m: Member) -> pb::Member {
+    pb::Member {
+        user_id: m.user_id,
+        display: m.display,
+    }
+}
+
+pub fn member_op(op: pb::MemberOperation) -> Result<domain::MemberOp, DomainError> {
+    use pb::member_operation::Kind;
+    Ok(match Kind::try_from(op.kind).unwrap_or(Kind::Unspecified) {
+        Kind::Add => domain::MemberOp::Add(op.user_ids),
+        Kind::Remove => domain::MemberOp::Remove(op.user_ids),
+        Kind::RemoveAll => domain::MemberOp::RemoveAll,
+        Kind::Replace => domain::MemberOp::Replace(op.user_ids),
+        Kind::Unspecified => {
+            return Err(DomainError::invalid(
+                ScimType::InvalidValue,
+                "member operation kind is required",
+            ));
+        }
+    })
+}
+
+pub fn with_members(view: i32) -> bool {
+    pb::GroupView::try_from(view) == Ok(pb::GroupView::Full)
+}
+
+pub fn tenant(t: Tenant) -> pb::Tenant {
+    pb::Tenant {
+        id: t.id,
+        name: t.name,
+        password_policy: password_policy(t.password_policy) as i32,
+        create_time: Some(timestamp(t.created)),
+    }
+}
+
+pub fn password_policy(p: PasswordPolicy) -> pb::PasswordPolicy {
+    match p {
+        PasswordPolicy::Ignore => pb::PasswordPolicy::Ignore,
+        PasswordPolicy::Hash => pb::PasswordPolicy::Hash,
+    }
+}
+
+pub fn password_policy_from(p: i32) -> PasswordPolicy {
+    match pb::PasswordPolicy::try_from(p) {
+        Ok(pb::PasswordPolicy::Hash) => PasswordPolicy::Hash,
+        _ => PasswordPolicy::Ignore,
+    }
+}
+
+pub fn token_kind(k: TokenKind) -> pb::TokenKind {
+    match k {
+        TokenKind::Scim => pb::TokenKind::Scim,
+        TokenKind::Admin => pb::TokenKind::Admin,
+        TokenKind::Operator => pb::TokenKind::Operator,
+    }
+}
+
+pub fn token_kind_from(k: i32) -> TokenKind {
+    match pb::TokenKind::try_from(k) {
+        Ok(pb::TokenKind::Admin) => TokenKind::Admin,
+        Ok(pb::TokenKind::Operator) => TokenKind::Operator,
+        _ => TokenKind::Scim,
+    }
+}
+
+pub fn token(t: Token) -> pb::Token {
+    pb::Token {
+        id: t.id,
+        tenant: t.tenant_name,
+        kind: token_kind(t.kind) as i32,
+        prefix: t.prefix,
+        description: t.description,
+        create_time: Some(timestamp(t.created)),
+        revoked: t.revoked,
+    }
+}
+
+const PAGE_TOKEN_PREFIX: &str = "k1:";
+
+/// An opaque page token for "continue after this key".
+pub fn page_token(after: Option<String>) -> String {
+    after
+        .map(|key| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(format!("{PAGE_TOKEN_PREFIX}{key}"))
+        })
+        .unwrap_or_default()
+}
+
+pub fn parse_page_token(token: &str) -> Result<Option<String>, DomainError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || DomainError::invalid(ScimType::InvalidValue, "invalid page_token");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    text.strip_prefix(PAGE_TOKEN_PREFIX)
+        .map(|k| Some(k.to_owned()))
+        .ok_or_else(bad)
+}
+
+/// Page sizes: 0 means 100; at most 1000.
+pub fn page_size(requested: i32) -> Result<i64, DomainError> {
+    match requested {
+        0 => Ok(100),
+        n if n < 0 => Err(DomainError::invalid(
+            ScimType::InvalidValue,
+            "page_size must not be negative",
+        )),
+        n => Ok(i64::from(n.min(1000))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_parse_in_every_spelling() {
+        for e in ["7", "\"7\"", "W/\"7\""] {
+            assert_eq!(expected_version(e).ok(), Some(Some(7)), "{e}");
+        }
+        assert_eq!(expected_version("").ok(), Some(None));
+        assert!(matches!(
+            expected_version("nope"),
+            Err(DomainError::PreconditionFailed { .. })
+        ));
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let t = page_token(Some("0190-abc".into()));
+        assert_eq!(parse_page_token(&t).ok(), Some(Some("0190-abc".to_owned())));
+        assert_eq!(page_token(None), "");
+        assert!(parse_page_token("!!").is_err());
+        assert!(parse_page_token("aGVsbG8").is_err());
+    }
+}

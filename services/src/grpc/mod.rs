@@ -1,0 +1,544 @@
+//! The tonic handlers: authenticate, convert, one storage call, convert back. Every error
+//! leaves through `status::From<DomainError>`.
+
+pub mod convert;
+pub mod status;
+
+use std::sync::Arc;
+
+use roster_proto::v1 as pb;
+use tokio::sync::Semaphore;
+use tonic::{Request, Response, Status};
+
+use crate::domain::{
+    DEFAULT_ROLE, DomainError, GroupChanges, PageRequest, PasswordPolicy, Principal, TokenKind,
+    UserField,
+};
+use crate::password;
+use crate::storage::{Db, Store, filter, groups, tenants, tokens, users};
+
+/// The gRPC API over one store. Cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    store: Store,
+    /// Bounds concurrent Argon2 hashing so that it never starves other requests.
+    hashing: Arc<Semaphore>,
+}
+
+impl Api {
+    pub fn new(store: Store, hashing_threads: usize) -> Api {
+        Api {
+            store,
+            hashing: Arc::new(Semaphore::new(hashing_threads.max(1))),
+        }
+    }
+
+    /// Authenticates the caller and runs `f` on one pooled connection, off the async workers.
+    async fn call<T, F>(&self, token: String, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
+    {
+        self.store
+            .run(move |db| {
+                let principal = tokens::authenticate(db.conn, &token)?;
+                f(db, &principal)
+            })
+            .await
+            .map_err(Status::from)
+    }
+
+    async fn principal(&self, token: String) -> Result<Principal, Status> {
+        self.call(token, |_, p| Ok(p.clone())).await
+    }
+
+    /// The Argon2id hash of `password` under the caller's policy (`None`: not kept).
+    async fn password_hash(
+        &self,
+        principal: &Principal,
+        password: String,
+    ) -> Result<Option<String>, Status> {
+        if principal.password_policy == PasswordPolicy::Ignore {
+            return Ok(None);
+        }
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| Status::from(DomainError::internal(e)))?;
+        tokio::task::spawn_blocking(move || password::hash(&password))
+            .await
+            .map_err(|e| Status::from(DomainError::internal(e)))?
+            .map(Some)
+            .map_err(Status::from)
+    }
+}
+
+/// The bearer token of a call: `authorization: Bearer <token>` (or the bare token).
+fn bearer<T>(req: &Request<T>) -> Result<String, Status> {
+    let value = req
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Status::from(DomainError::Unauthenticated))?;
+    let token = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => value,
+    };
+    Ok(token.to_owned())
+}
+
+#[tonic::async_trait]
+impl pb::user_service_server::UserService for Api {
+    #[tracing::instrument(skip_all, name = "CreateUser")]
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let token = bearer(&request)?;
+        let mut user = request
+            .into_inner()
+            .user
+            .ok_or_else(|| Status::invalid_argument("user is required"))?;
+        let password = user.password.take();
+        let input = convert::user_input(user);
+        let created = match password {
+            None => {
+                self.call(token, move |db, p| {
+                    db.write(|c| users::create(c, &p.tenant_id, &input, None))
+                })
+                .await?
+            }
+            Some(password) => {
+                let principal = self.principal(token.clone()).await?;
+                let hash = self.password_hash(&principal, password).await?;
+                self.call(token, move |db, p| {
+                    db.write(|c| users::create(c, &p.tenant_id, &input, hash.clone()))
+                })
+                .await?
+            }
+        };
+        Ok(Response::new(convert::user(created, DEFAULT_ROLE)))
+    }
+
+    #[tracing::instrument(skip_all, name = "GetUser")]
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let token = bearer(&request)?;
+        let id = request.into_inner().id;
+        let user = self
+            .call(token, move |db, p| users::get(db.conn, &p.tenant_id, &id))
+            .await?;
+        Ok(Response::new(convert::user(user, DEFAULT_ROLE)))
+    }
+
+    #[tracing::instrument(skip_all, name = "ListUsers")]
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let page = page_request(req.page_size, &req.page_token, req.skip)?;
+        let filter = filter::parse(&req.filter).map_err(Status::from)?;
+        let found = self
+            .call(token, move |db, p| {
+                users::list(db.conn, &p.tenant_id, filter.as_ref(), &page)
+            })
+            .await?;
+        Ok(Response::new(pb::ListUsersResponse {
+            users: found
+                .items
+                .into_iter()
+                .map(|u| convert::user(u, DEFAULT_ROLE))
+                .collect(),
+            next_page_token: convert::page_token(found.next_after),
+            total_size: found.total,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "UpdateUser")]
+    async fn update_user(
+        &self,
+        request: Request<pb::UpdateUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let mut user = req
+            .user
+            .ok_or_else(|| Status::invalid_argument("user is required"))?;
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        let fields = UserField::parse_mask(&paths).map_err(Status::from)?;
+        let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
+        let id = std::mem::take(&mut user.id);
+        let password = user.password.take();
+        let full_replace = paths.len() == 1 && paths[0] == "*";
+        let sets_password = fields.contains(&UserField::Password) || full_replace;
+        let password_hash = match (sets_password, password) {
+            (true, Some(pw)) => {
+                let principal = self.principal(token.clone()).await?;
+                Some(self.password_hash(&principal, pw).await?)
+            }
+            // Named in the mask without a value: clear the stored hash.
+            (true, None) if !full_replace => Some(None),
+            _ => None,
+        };
+        let input = convert::user_input(user);
+        let updated = self
+            .call(token, move |db, p| {
+                let upd = users::UserUpdate {
+                    id: &id,
+                    input: &input,
+                    fields: &fields,
+                    password_hash: password_hash.clone(),
+                    expected_version: expected,
+                };
+                db.write(|c| users::update(c, &p.tenant_id, &upd))
+            })
+            .await?;
+        Ok(Response::new(convert::user(updated, DEFAULT_ROLE)))
+    }
+
+    #[tracing::instrument(skip_all, name = "DeleteUser")]
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<()>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
+        self.call(token, move |db, p| {
+            db.write(|c| users::delete(c, &p.tenant_id, &req.id, expected))
+        })
+        .await?;
+        Ok(Response::new(()))
+    }
+}
+
+fn page_request(size: i32, token: &str, skip: i32) -> Result<PageRequest, Status> {
+    Ok(PageRequest {
+        size: convert::page_size(size).map_err(Status::from)?,
+        after: convert::parse_page_token(token).map_err(Status::from)?,
+        skip: i64::from(skip.max(0)),
+    })
+}
+
+#[tonic::async_trait]
+impl pb::group_service_server::GroupService for Api {
+    #[tracing::instrument(skip_all, name = "CreateGroup")]
+    async fn create_group(
+        &self,
+        request: Request<pb::CreateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let full = convert::with_members(req.view);
+        let group = req
+            .group
+            .ok_or_else(|| Status::invalid_argument("group is required"))?;
+        let members: Vec<String> = group.members.into_iter().map(|m| m.user_id).collect();
+        let created = self
+            .call(token, move |db, p| {
+                let id = db.write(|c| {
+                    groups::create(
+                        c,
+                        &p.tenant_id,
+                        &group.display_name,
+                        group.external_id.as_deref(),
+                        &members,
+                    )
+                })?;
+                groups::get(db.conn, &p.tenant_id, &id, full)
+            })
+            .await?;
+        Ok(Response::new(convert::group(created)))
+    }
+
+    #[tracing::instrument(skip_all, name = "GetGroup")]
+    async fn get_group(
+        &self,
+        request: Request<pb::GetGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let full = convert::with_members(req.view);
+        let group = self
+            .call(token, move |db, p| {
+                groups::get(db.conn, &p.tenant_id, &req.id, full)
+            })
+            .await?;
+        Ok(Response::new(convert::group(group)))
+    }
+
+    #[tracing::instrument(skip_all, name = "ListGroups")]
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let page = page_request(req.page_size, &req.page_token, req.skip)?;
+        let filter = filter::parse(&req.filter).map_err(Status::from)?;
+        let full = convert::with_members(req.view);
+        let found = self
+            .call(token, move |db, p| {
+                groups::list(db.conn, &p.tenant_id, filter.as_ref(), &page, full)
+            })
+            .await?;
+        Ok(Response::new(pb::ListGroupsResponse {
+            groups: found.items.into_iter().map(convert::group).collect(),
+            next_page_token: convert::page_token(found.next_after),
+            total_size: found.total,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "UpdateGroup")]
+    async fn update_group(
+        &self,
+        request: Request<pb::UpdateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let full = convert::with_members(req.view);
+        let group = req
+            .group
+            .ok_or_else(|| Status::invalid_argument("group is required"))?;
+        let mut changes = GroupChanges::default();
+        for path in req.update_mask.map(|m| m.paths).unwrap_or_default() {
+            match path.as_str() {
+                "display_name" | "displayName" => {
+                    changes.display_name = Some(group.display_name.clone())
+                }
+                "external_id" | "externalId" => changes.external_id = Some(group.external_id.clone()),
+                other => {
+                    return Err(Status::from(DomainError::invalid(
+                        crate::domain::ScimType::InvalidPath,
+                        format!("{other:?} is not a writable field of Group"),
+                    )));
+                }
+            }
+        }
+        let ops = req
+            .member_operations
+            .into_iter()
+            .map(convert::member_op)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Status::from)?;
+        let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
+        let id = group.id;
+        let updated = self
+            .call(token, move |db, p| {
+                db.write(|c| groups::update(c, &p.tenant_id, &id, &changes, &ops, expected))?;
+                groups::get(db.conn, &p.tenant_id, &id, full)
+            })
+            .await?;
+        Ok(Response::new(convert::group(updated)))
+    }
+
+    #[tracing::instrument(skip_all, name = "DeleteGroup")]
+    async fn delete_group(
+        &self,
+        request: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<()>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
+        self.call(token, move |db, p| {
+            db.write(|c| groups::delete(c, &p.tenant_id, &req.id, expected))
+        })
+        .await?;
+        Ok(Response::new(()))
+    }
+
+    #[tracing::instrument(skip_all, name = "AddGroupMembers")]
+    async fn add_group_members(
+        &self,
+        request: Request<pb::GroupMembersRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        self.change_members(request, crate::domain::MemberOp::Add)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, name = "RemoveGroupMembers")]
+    async fn remove_group_members(
+        &self,
+        request: Request<pb::GroupMembersRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        self.change_members(request, crate::domain::MemberOp::Remove)
+            .await
+    }
+
+    #[tracing::instrument(skip_all, name = "ListGroupMembers")]
+    async fn list_group_members(
+        &self,
+        request: Request<pb::ListGroupMembersRequest>,
+    ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let size = convert::page_size(req.page_size).map_err(Status::from)?;
+        let after = convert::parse_page_token(&req.page_token).map_err(Status::from)?;
+        let (members, next) = self
+            .call(token, move |db, p| {
+                groups::list_members(db.conn, &p.tenant_id, &req.group_id, size, after.as_deref())
+            })
+            .await?;
+        Ok(Response::new(pb::ListGroupMembersResponse {
+            members: members.into_iter().map(convert::member).collect(),
+            next_page_token: convert::page_token(next),
+        }))
+    }
+}
+
+impl Api {
+    async fn change_members(
+        &self,
+        request: Request<pb::GroupMembersRequest>,
+        op: fn(Vec<String>) -> crate::domain::MemberOp,
+    ) -> Result<Response<pb::Group>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let full = convert::with_members(req.view);
+        let ops = [op(req.user_ids)];
+        let id = req.group_id;
+        let group = self
+            .call(token, move |db, p| {
+                db.write(|c| {
+                    groups::update(c, &p.tenant_id, &id, &GroupChanges::default(), &ops, None)
+                })?;
+                groups::get(db.conn, &p.tenant_id, &id, full)
+            })
+            .await?;
+        Ok(Response::new(convert::group(group)))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_service_server::AdminService for Api {
+    #[tracing::instrument(skip_all, name = "CreateTenant")]
+    async fn create_tenant(
+        &self,
+        request: Request<pb::CreateTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let policy = convert::password_policy_from(req.password_policy);
+        let tenant = self
+            .call(token, move |db, p| {
+                p.require_operator()?;
+                db.write(|c| tenants::create(c, &req.name, policy))
+            })
+            .await?;
+        Ok(Response::new(convert::tenant(tenant)))
+    }
+
+    #[tracing::instrument(skip_all, name = "ListTenants")]
+    async fn list_tenants(
+        &self,
+        request: Request<pb::ListTenantsRequest>,
+    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
+        let token = bearer(&request)?;
+        let all = self
+            .call(token, move |db, p| {
+                p.require_operator()?;
+                tenants::list(db.conn)
+            })
+            .await?;
+        Ok(Response::new(pb::ListTenantsResponse {
+            tenants: all.into_iter().map(convert::tenant).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "WhoAmI")]
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let token = bearer(&request)?;
+        let (tenant, p) = self
+            .call(token, move |db, p| {
+                Ok((tenants::find_by_name(db.conn, &p.tenant_name)?, p.clone()))
+            })
+            .await?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            tenant: Some(convert::tenant(tenant)),
+            kind: convert::token_kind(p.kind) as i32,
+            token_id: p.token_id,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "CreateToken")]
+    async fn create_token(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let kind = convert::token_kind_from(req.kind);
+        let (created, secret) = self
+            .call(token, move |db, p| {
+                p.require_admin()?;
+                if kind == TokenKind::Operator {
+                    p.require_operator()?;
+                }
+                let tenant = target_tenant(db, p, &req.tenant)?;
+                db.write(|c| tokens::create(c, &tenant.0, &tenant.1, kind, &req.description))
+            })
+            .await?;
+        Ok(Response::new(pb::CreateTokenResponse {
+            token: Some(convert::token(created)),
+            secret,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "ListTokens")]
+    async fn list_tokens(
+        &self,
+        request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let all = self
+            .call(token, move |db, p| {
+                p.require_admin()?;
+                let tenant = target_tenant(db, p, &req.tenant)?;
+                tokens::list(db.conn, &tenant.0, &tenant.1)
+            })
+            .await?;
+        Ok(Response::new(pb::ListTokensResponse {
+            tokens: all.into_iter().map(convert::token).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "RevokeToken")]
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<()>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        self.call(token, move |db, p| {
+            p.require_admin()?;
+            db.write(|c| tokens::revoke(c, &p.tenant_id, &req.id))
+        })
+        .await?;
+        Ok(Response::new(()))
+    }
+}
+
+/// The tenant (id, name) an admin call acts on: the caller's own, or, for the operator, any.
+fn target_tenant(
+    db: &mut Db<'_>,
+    p: &Principal,
+    name: &str,
+) -> Result<(String, String), DomainError> {
+    if name.is_empty() || name == p.tenant_name {
+        return Ok((p.tenant_id.clone(), p.tenant_name.clone()));
+    }
+    p.require_operator()?;
+    let t = tenants::find_by_name(db.conn, name)?;
+    Ok((t.id, t.name))
+}

@@ -1,0 +1,469 @@
+//! Groups and their members. A membership is one `group_members` row, and a group keeps its
+//! member count, so that no change ever reads or rewrites the whole member list: the work of
+//! a change is proportional to the members it names.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use time::PrimitiveDateTime;
+
+use super::filter;
+use super::schema::{group_members, groups, users};
+use super::{CHUNK, DbConnection, TxError, new_id, now, unique_violation, utc};
+use crate::domain::{
+    DomainError, Group, GroupChanges, Member, MemberOp, Page, PageRequest, ScimType,
+    validate_display_name,
+};
+
+/// Most members one request may name.
+pub const MAX_MEMBERS_PER_REQUEST: usize = 100_000;
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = groups)]
+struct GroupRow {
+    tenant_id: String,
+    id: String,
+    display_name: String,
+    display_name_lower: String,
+    external_id: Option<String>,
+    member_count: i64,
+    version: i64,
+    created_at: PrimitiveDateTime,
+    updated_at: PrimitiveDateTime,
+}
+
+impl GroupRow {
+    fn into_domain(self, members: Option<Vec<Member>>) -> Group {
+        Group {
+            id: self.id,
+            display_name: self.display_name,
+            external_id: self.external_id,
+            members,
+            member_count: self.member_count,
+            version: self.version,
+            created: utc(self.created_at),
+            updated: utc(self.updated_at),
+        }
+    }
+}
+
+fn load_row(conn: &mut DbConnection, tenant_id: &str, id: &str) -> QueryResult<Option<GroupRow>> {
+    groups::table
+        .filter(groups::tenant_id.eq(tenant_id))
+        .filter(groups::id.eq(id))
+        .select(GroupRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The members of each of `group_ids`, with each user's display name (or user name).
+fn members_of(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_ids: &[&str],
+) -> QueryResult<HashMap<String, Vec<Member>>> {
+    let mut out: HashMap<String, Vec<Member>> = HashMap::new();
+    for chunk in group_ids.chunks(CHUNK) {
+        let rows: Vec<(String, String, Option<String>, String)> = group_members::table
+            .inner_join(
+                users::table.on(users::tenant_id
+                    .eq(group_members::tenant_id)
+                    .and(users::id.eq(group_members::user_id))),
+            )
+            .filter(group_members::tenant_id.eq(tenant_id))
+            .filter(group_members::group_id.eq_any(chunk))
+            .select((
+                group_members::group_id,
+                group_members::user_id,
+                users::display_name,
+                users::user_name,
+            ))
+            .order((group_members::group_id, group_members::user_id))
+            .load(conn)?;
+        for (group_id, user_id, display_name, user_name) in rows {
+            out.entry(group_id).or_default().push(Member {
+                user_id,
+                display: display_name.unwrap_or(user_name),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub fn get(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    with_members: bool,
+) -> Result<Group, DomainError> {
+    let row = load_row(conn, tenant_id, id)?.ok_or_else(|| DomainError::not_found("group", id))?;
+    let members = if with_members {
+        Some(members_of(conn, tenant_id, &[id])?.remove(id).unwrap_or_default())
+    } else {
+        None
+    };
+    Ok(row.into_domain(members))
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    filter: Option<&filter::Filter>,
+    page: &PageRequest,
+    with_members: bool,
+) -> Result<Page<Group>, DomainError> {
+    let mut query = groups::table
+        .filter(groups::tenant_id.eq(tenant_id.to_owned()))
+        .select(GroupRow::as_select())
+        .into_boxed();
+    let mut count = groups::table
+        .filter(groups::tenant_id.eq(tenant_id.to_owned()))
+        .count()
+        .into_boxed();
+    if let Some(f) = filter {
+        query = query.filter(filter::groups(f, tenant_id)?);
+        count = count.filter(filter::groups(f, tenant_id)?);
+    }
+    let total: i64 = count.get_result(conn)?;
+    if let Some(after) = &page.after {
+        query = query.filter(groups::id.gt(after.clone()));
+    } else if page.skip > 0 {
+        query = query.offset(page.skip);
+    }
+    let mut rows: Vec<GroupRow> = query
+        .order(groups::id.asc())
+        .limit(page.size + 1)
+        .load(conn)?;
+    let more = rows.len() as i64 > page.size;
+    rows.truncate(usize::try_from(page.size).unwrap_or(0));
+    let next_after = if more {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let mut members = if with_members {
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        Some(members_of(conn, tenant_id, &ids)?)
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            let m = members
+                .as_mut()
+                .map(|all| all.remove(&r.id).unwrap_or_default());
+            r.into_domain(m)
+        })
+        .collect();
+    Ok(Page {
+        items,
+        next_after,
+        total,
+    })
+}
+
+/// Creates a group with its first members.
+pub fn create(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    display_name: &str,
+    external_id: Option<&str>,
+    members: &[String],
+) -> Result<String, TxError> {
+    validate_display_name(display_name)?;
+    let at = now();
+    let row = GroupRow {
+        tenant_id: tenant_id.to_owned(),
+        id: new_id(),
+        display_name: display_name.to_owned(),
+        display_name_lower: display_name.to_lowercase(),
+        external_id: external_id.map(str::to_owned),
+        member_count: 0,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    };
+    diesel::insert_into(groups::table)
+        .values(&row)
+        .execute(conn)
+        .map_err(|e| unique_violation(e, "displayName", display_name))?;
+    let added = add_members(conn, tenant_id, &row.id, members)?;
+    if added > 0 {
+        diesel::update(
+            groups::table
+                .filter(groups::tenant_id.eq(tenant_id))
+                .filter(groups::id.eq(&row.id)),
+        )
+        .set(groups::member_count.eq(added))
+        .execute(conn)?;
+    }
+    Ok(row.id)
+}
+
+/// Distinct ids, in first-seen order; refuses an oversized request.
+fn distinct(ids: &[String]) -> Result<Vec<&str>, DomainError> {
+    if ids.len() > MAX_MEMBERS_PER_REQUEST {
+        return Err(DomainError::invalid(
+            ScimType::TooMany,
+            format!("at most {MAX_MEMBERS_PER_REQUEST} members per request"),
+        ));
+    }
+    let mut seen = HashSet::with_capacity(ids.len());
+    Ok(ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| seen.insert(*id))
+        .collect())
+}
+
+/// Adds members; returns how many were not members before. Unknown user ids are refused.
+fn add_members(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: &str,
+    user_ids: &[String],
+) -> Result<i64, TxError> {
+    let ids = distinct(user_ids)?;
+    let mut added = 0i64;
+    for chunk in ids.chunks(CHUNK) {
+        let known: HashSet<String> = users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq_any(chunk))
+            .select(users::id)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
+        if let Some(missing) = chunk.iter().find(|id| !known.contains(**id)) {
+            return Err(DomainError::invalid(
+                ScimType::InvalidValue,
+                format!("member {missing:?} is not a user of this tenant"),
+            )
+            .into());
+        }
+        let present: HashSet<String> = group_members::table
+            .filter(group_members::tenant_id.eq(tenant_id))
+            .filter(group_members::group_id.eq(group_id))
+            .filter(group_members::user_id.eq_any(chunk))
+            .select(group_members::user_id)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
+        let rows: Vec<_> = chunk
+            .iter()
+            .filter(|id| !present.contains(**id))
+            .map(|id| {
+                (
+                    group_members::tenant_id.eq(tenant_id),
+                    group_members::group_id.eq(group_id),
+                    group_members::user_id.eq(*id),
+                )
+            })
+            .collect();
+        for rows in rows.chunks(CHUNK / 3) {
+            added += insert_ignoring_present(conn, rows)?;
+        }
+    }
+    Ok(added)
+}
+
+type MemberRow<'a> = (
+    diesel::dsl::Eq<group_members::tenant_id, &'a str>,
+    diesel::dsl::Eq<group_members::group_id, &'a str>,
+    diesel::dsl::Eq<group_members::user_id, &'a str>,
+);
+
+/// Inserts membership rows, skipping any that a concurrent writer inserted first.
+fn insert_ignoring_present(conn: &mut DbConnection, rows: &[MemberRow<'_>]) -> QueryResult<i64> {
+    let n = match conn {
+        DbConnection::Sqlite(c) => diesel::insert_or_ignore_into(group_members::table)
+            .values(rows)
+            .execute(c)?,
+        DbConnection::Postgres(c) => diesel::insert_into(group_members::table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+    };
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn remove_members(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: &str,
+    user_ids: &[String],
+) -> Result<i64, TxError> {
+    let ids = distinct(user_ids)?;
+    let mut removed = 0i64;
+    for chunk in ids.chunks(CHUNK) {
+        let n = diesel::delete(
+            group_members::table
+                .filter(group_members::tenant_id.eq(tenant_id))
+                .filter(group_members::group_id.eq(group_id))
+                .filter(group_members::user_id.eq_any(chunk)),
+        )
+        .execute(conn)?;
+        removed += i64::try_from(n).unwrap_or(i64::MAX);
+    }
+    Ok(removed)
+}
+
+fn remove_all_members(conn: &mut DbConnection, tenant_id: &str, group_id: &str) -> QueryResult<i64> {
+    let n = diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant_id))
+            .filter(group_members::group_id.eq(group_id)),
+    )
+    .execute(conn)?;
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Updates a group's attributes and membership in one go.
+pub fn update(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    changes: &GroupChanges,
+    ops: &[MemberOp],
+    expected_version: Option<i64>,
+) -> Result<(), TxError> {
+    let row = load_row(conn, tenant_id, id)?.ok_or_else(|| DomainError::not_found("group", id))?;
+    if let Some(expected) = expected_version
+        && expected != row.version
+    {
+        return Err(DomainError::PreconditionFailed {
+            expected: expected.to_string(),
+        }
+        .into());
+    }
+    let mut display_name = row.display_name.clone();
+    let mut external_id = row.external_id.clone();
+    if let Some(name) = &changes.display_name {
+        validate_display_name(name)?;
+        display_name.clone_from(name);
+    }
+    if let Some(ext) = &changes.external_id {
+        external_id.clone_from(ext);
+    }
+    let mut delta = 0i64;
+    let mut touched = false;
+    for op in ops {
+        match op {
+            MemberOp::Add(ids) => {
+                let n = add_members(conn, tenant_id, id, ids)?;
+                delta += n;
+                touched |= n > 0;
+            }
+            MemberOp::Remove(ids) => {
+                let n = remove_members(conn, tenant_id, id, ids)?;
+                delta -= n;
+                touched |= n > 0;
+            }
+            MemberOp::RemoveAll => {
+                let n = remove_all_members(conn, tenant_id, id)?;
+                delta -= n;
+                touched |= n > 0;
+            }
+            MemberOp::Replace(ids) => {
+                let removed = remove_all_members(conn, tenant_id, id)?;
+                let added = add_members(conn, tenant_id, id, ids)?;
+                delta += added - removed;
+                touched |= removed > 0 || added > 0;
+            }
+        }
+    }
+    let renamed = display_name != row.display_name || external_id != row.external_id;
+    if !renamed && !touched {
+        return Ok(());
+    }
+    let n = diesel::update(
+        groups::table
+            .filter(groups::tenant_id.eq(tenant_id))
+            .filter(groups::id.eq(id))
+            .filter(groups::version.eq(row.version)),
+    )
+    .set((
+        groups::display_name_lower.eq(display_name.to_lowercase()),
+        groups::display_name.eq(&display_name),
+        groups::external_id.eq(&external_id),
+        groups::member_count.eq(groups::member_count + delta),
+        groups::version.eq(row.version + 1),
+        groups::updated_at.eq(now()),
+    ))
+    .execute(conn)
+    .map_err(|e| unique_violation(e, "displayName", &display_name))?;
+    if n == 0 {
+        return Err(TxError::Retry);
+    }
+    Ok(())
+}
+
+pub fn delete(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    expected_version: Option<i64>,
+) -> Result<(), TxError> {
+    let row = load_row(conn, tenant_id, id)?.ok_or_else(|| DomainError::not_found("group", id))?;
+    if let Some(expected) = expected_version
+        && expected != row.version
+    {
+        return Err(DomainError::PreconditionFailed {
+            expected: expected.to_string(),
+        }
+        .into());
+    }
+    remove_all_members(conn, tenant_id, id)?;
+    diesel::delete(
+        groups::table
+            .filter(groups::tenant_id.eq(tenant_id))
+            .filter(groups::id.eq(id)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// A page of one group's members, in user-id order (keyset paging).
+pub fn list_members(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: &str,
+    size: i64,
+    after: Option<&str>,
+) -> Result<(Vec<Member>, Option<String>), DomainError> {
+    if load_row(conn, tenant_id, group_id)?.is_none() {
+        return Err(DomainError::not_found("group", group_id));
+    }
+    let mut query = group_members::table
+        .inner_join(
+            users::table.on(users::tenant_id
+                .eq(group_members::tenant_id)
+                .and(users::id.eq(group_members::user_id))),
+        )
+        .filter(group_members::tenant_id.eq(tenant_id.to_owned()))
+        .filter(group_members::group_id.eq(group_id.to_owned()))
+        .select((group_members::user_id, users::display_name, users::user_name))
+        .order(group_members::user_id.asc())
+        .limit(size + 1)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(group_members::user_id.gt(after.to_owned()));
+    }
+    let mut rows: Vec<(String, Option<String>, String)> = query.load(conn)?;
+    let more = rows.len() as i64 > size;
+    rows.truncate(usize::try_from(size).unwrap_or(0));
+    let next = if more {
+        rows.last().map(|r| r.0.clone())
+    } else {
+        None
+    };
+    Ok((
+        rows.into_iter()
+            .map(|(user_id, display, user_name)| Member {
+                user_id,
+                display: display.unwrap_or(user_name),
+            })
+            .collect(),
+        next,
+    ))
+}

@@ -1,0 +1,385 @@
+//! Storage: one diesel code path over SQLite (the embedded default) and PostgreSQL.
+//!
+//! The backend comes from the URL scheme (`sqlite://PATH`, `postgres://…`); anything else is an
+//! error, never a silently created file. Diesel is synchronous: every piece of database work
+//! runs on the blocking pool through [`Store::run`], never holding a connection across `.await`.
+
+pub mod filter;
+pub mod groups;
+pub mod schema;
+pub mod tenants;
+pub mod tokens;
+pub mod users;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::domain::{DomainError, ScimType};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// A connection to either backend; queries are written once against it.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A file path (`sqlite://roster.db`, `sqlite:///var/lib/roster.db`) or `:memory:`.
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if rest.is_empty() {
+                return Err(StoreError::Config(format!(
+                    "{url:?} names no SQLite file (try sqlite://roster.db)"
+                )));
+            }
+            Ok(DatabaseUrl::Sqlite(rest.to_owned()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(url.to_owned()))
+        } else {
+            Err(StoreError::Config(format!(
+                "unsupported database URL {url:?}: use sqlite://PATH or postgres://USER@HOST/DB"
+            )))
+        }
+    }
+
+    fn establish(&self) -> Result<DbConnection, StoreError> {
+        match self {
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = diesel::SqliteConnection::establish(path)
+                    .map_err(|e| StoreError::Connect(e.to_string()))?;
+                // WAL lets readers run beside the writer; NORMAL sync is safe in WAL mode.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL;
+                     PRAGMA busy_timeout = 5000;
+                     PRAGMA foreign_keys = ON;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA case_sensitive_like = ON;
+                     PRAGMA cache_size = -16000;
+                     PRAGMA temp_store = MEMORY;",
+                )
+                .map_err(|e| StoreError::Connect(e.to_string()))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url)
+                .map(DbConnection::Postgres)
+                .map_err(|e| StoreError::Connect(e.to_string())),
+        }
+    }
+}
+
+/// Errors of opening or migrating the store (request-time errors are `DomainError`s).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("cannot run the migrations: {0}")]
+    Migrate(String),
+    #[error("database error: {0}")]
+    Query(#[from] DieselError),
+    #[error("connection pool: {0}")]
+    Pool(String),
+}
+
+struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<DbConnection, StoreError> {
+        self.url.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
+        conn.batch_execute("SELECT 1").map_err(StoreError::Query)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// The service's handle on the database: a connection pool plus, on SQLite, the one-writer
+/// lock that keeps concurrent writers from spinning on `SQLITE_BUSY`.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+    write_lock: Arc<Mutex<()>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish()
+    }
+}
+
+impl Store {
+    /// Opens a pool on `url`. Does not migrate: see [`Store::migrate`].
+    pub fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let url = DatabaseUrl::parse(url)?;
+        let backend = match url {
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+        };
+        // Fail now, with the real error, rather than inside the pool's retry loop.
+        drop(url.establish()?);
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .test_on_check_out(false)
+            .build(Manager { url })
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        Ok(Store {
+            pool,
+            backend,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the pending migrations of this backend; returns how many ran.
+    pub fn migrate(&self) -> Result<usize, StoreError> {
+        let mut conn = self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+        let migrations = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let done = conn
+            .run_pending_migrations(migrations)
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        Ok(done.len())
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DomainError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db<'_>) -> Result<T, DomainError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.run_blocking(f))
+            .await
+            .map_err(DomainError::internal)?
+    }
+
+    /// The synchronous form of [`Store::run`], for the CLI and for code already off the
+    /// async workers.
+    pub fn run_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Db<'_>) -> Result<T, DomainError>,
+    ) -> Result<T, DomainError> {
+        let mut conn = self.pool.get().map_err(DomainError::internal)?;
+        let mut db = Db {
+            conn: &mut conn,
+            write_lock: &self.write_lock,
+        };
+        f(&mut db)
+    }
+}
+
+/// A checked-out connection, with the means to open a write transaction.
+pub struct Db<'a> {
+    pub(crate) conn: &'a mut DbConnection,
+    write_lock: &'a Mutex<()>,
+}
+
+/// How many times a write transaction is tried when the database reports a serialization
+/// failure or a concurrent change (PostgreSQL and distributed engines).
+const WRITE_ATTEMPTS: usize = 8;
+
+impl Db<'_> {
+    /// Runs `f` inside one write transaction, retried on serialization failures.
+    ///
+    /// SQLite: `BEGIN IMMEDIATE` under the process's one-writer lock (readers are never
+    /// blocked: WAL). PostgreSQL: an ordinary transaction; rows changed concurrently are
+    /// detected by the version checks of the queries and answered with [`TxError::Retry`].
+    pub fn write<T>(
+        &mut self,
+        mut f: impl FnMut(&mut DbConnection) -> Result<T, TxError>,
+    ) -> Result<T, DomainError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let outcome = match self.conn {
+                DbConnection::Sqlite(_) => {
+                    let _guard = self
+                        .write_lock
+                        .lock()
+                        .map_err(|_| DomainError::internal("the SQLite writer lock is poisoned"))?;
+                    sqlite_immediate(self.conn, &mut f)
+                }
+                DbConnection::Postgres(_) => {
+                    self.conn.transaction(|c| f(c))
+                }
+            };
+            match outcome {
+                Ok(v) => return Ok(v),
+                Err(TxError::Retry) => continue,
+                Err(TxError::Db(e)) if is_serialization_failure(&e) => continue,
+                Err(TxError::Db(e)) => return Err(map_db_error(e)),
+                Err(TxError::Domain(e)) => return Err(e),
+            }
+        }
+        Err(DomainError::internal(
+            "the write kept conflicting with concurrent writes; try again",
+        ))
+    }
+}
+
+fn sqlite_immediate<T>(
+    conn: &mut DbConnection,
+    f: &mut impl FnMut(&mut DbConnection) -> Result<T, TxError>,
+) -> Result<T, TxError> {
+    conn.batch_execute("BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(v) => match conn.batch_execute("COMMIT") {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                let _ = conn.batch_execute("ROLLBACK");
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            let _ = conn.batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// The error of one attempt of a write transaction.
+#[derive(Debug)]
+pub enum TxError {
+    /// A concurrent writer changed the row: run the whole transaction again.
+    Retry,
+    Db(DieselError),
+    Domain(DomainError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        TxError::Db(e)
+    }
+}
+
+impl From<DomainError> for TxError {
+    fn from(e: DomainError) -> Self {
+        TxError::Domain(e)
+    }
+}
+
+fn is_serialization_failure(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)
+    )
+}
+
+/// Maps a database error that escaped the query code: uniqueness clashes are named by the
+/// query code itself (see [`unique_violation`]); the rest is internal.
+pub fn map_db_error(e: DieselError) -> DomainError {
+    match e {
+        DieselError::NotFound => DomainError::not_found("resource", ""),
+        other => DomainError::internal(other),
+    }
+}
+
+/// Whether `e` is a unique-constraint violation.
+pub fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Turns a unique violation into a `uniqueness` conflict on `attribute`.
+pub fn unique_violation(e: DieselError, attribute: &'static str, value: &str) -> TxError {
+    if is_unique_violation(&e) {
+        TxError::Domain(DomainError::Conflict {
+            attribute,
+            detail: format!("{attribute} {value:?} is already taken"),
+        })
+    } else {
+        TxError::Db(e)
+    }
+}
+
+impl From<DieselError> for DomainError {
+    fn from(e: DieselError) -> Self {
+        map_db_error(e)
+    }
+}
+
+/// Now, as stored: UTC without an offset, truncated to microseconds (both backends keep µs).
+pub fn now() -> PrimitiveDateTime {
+    let now = OffsetDateTime::now_utc();
+    let micros = now.microsecond();
+    let now = now.replace_nanosecond(micros * 1000).unwrap_or(now);
+    PrimitiveDateTime::new(now.date(), now.time())
+}
+
+/// A stored timestamp as UTC.
+pub fn utc(t: PrimitiveDateTime) -> OffsetDateTime {
+    t.assume_utc()
+}
+
+/// A new resource id: a time-ordered UUID (v7), so that ids sort in creation order.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Inserts many rows in one statement. Diesel's batch insert does not go through the
+/// backend-neutral connection, so this dispatches to the concrete one (same SQL on both).
+macro_rules! batch_insert {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            $crate::storage::DbConnection::Sqlite(c) => {
+                diesel::insert_into($table).values($rows).execute(c)
+            }
+            $crate::storage::DbConnection::Postgres(c) => {
+                diesel::insert_into($table).values($rows).execute(c)
+            }
+        }
+    };
+}
+pub(crate) use batch_insert;
+
+/// Rows are inserted and looked up in chunks of this many bound values.
+pub const CHUNK: usize = 500;
+
+/// A bad-input error that names the invalid value.
+pub fn invalid(detail: impl Into<String>) -> DomainError {
+    DomainError::invalid(ScimType::InvalidValue, detail)
+}

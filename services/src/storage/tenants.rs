@@ -1,0 +1,72 @@
+//! Tenants.
+
+use diesel::prelude::*;
+
+use super::schema::tenants;
+use super::{DbConnection, TxError, new_id, now, unique_violation, utc};
+use crate::domain::{DEFAULT_ROLE, DomainError, PasswordPolicy, Tenant, validate_tenant_name};
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = tenants)]
+pub(crate) struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub password_policy: String,
+    pub default_role: String,
+    pub created_at: time::PrimitiveDateTime,
+}
+
+impl TenantRow {
+    pub(crate) fn into_domain(self) -> Tenant {
+        Tenant {
+            id: self.id,
+            name: self.name,
+            password_policy: PasswordPolicy::parse(&self.password_policy).unwrap_or_default(),
+            default_role: self.default_role,
+            created: utc(self.created_at),
+        }
+    }
+}
+
+/// Creates a tenant; `uniqueness` if the name is taken.
+pub fn create(
+    conn: &mut DbConnection,
+    name: &str,
+    policy: PasswordPolicy,
+) -> Result<Tenant, TxError> {
+    validate_tenant_name(name)?;
+    let row = TenantRow {
+        id: new_id(),
+        name: name.to_owned(),
+        password_policy: policy.as_str().to_owned(),
+        default_role: DEFAULT_ROLE.to_owned(),
+        created_at: now(),
+    };
+    diesel::insert_into(tenants::table)
+        .values(&row)
+        .execute(conn)
+        .map_err(|e| unique_violation(e, "name", name))?;
+    Ok(row.into_domain())
+}
+
+pub fn list(conn: &mut DbConnection) -> Result<Vec<Tenant>, DomainError> {
+    let rows: Vec<TenantRow> = tenants::table
+        .select(TenantRow::as_select())
+        .order(tenants::name.asc())
+        .load(conn)?;
+    Ok(rows.into_iter().map(TenantRow::into_domain).collect())
+}
+
+pub fn find_by_name(conn: &mut DbConnection, name: &str) -> Result<Tenant, DomainError> {
+    tenants::table
+        .filter(tenants::name.eq(name))
+        .select(TenantRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(TenantRow::into_domain)
+        .ok_or_else(|| DomainError::not_found("tenant", name))
+}
+
+pub fn count(conn: &mut DbConnection) -> Result<i64, DomainError> {
+    Ok(tenants::table.count().get_result(conn)?)
+}

@@ -1,0 +1,420 @@
+//! Users: one row each, plus one `user_emails` row per address for lookups.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use time::PrimitiveDateTime;
+
+use super::filter;
+use super::schema::{group_members, groups, user_emails, users};
+use super::{CHUNK, DbConnection, TxError, new_id, now, unique_violation, utc};
+use crate::domain::{
+    DomainError, Email, GroupRef, Page, PageRequest, PersonName, User, UserField, UserInput,
+};
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+pub(crate) struct UserRow {
+    pub tenant_id: String,
+    pub id: String,
+    pub user_name: String,
+    pub user_name_lower: String,
+    pub external_id: Option<String>,
+    pub name_formatted: Option<String>,
+    pub family_name: Option<String>,
+    pub given_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub honorific_prefix: Option<String>,
+    pub honorific_suffix: Option<String>,
+    pub display_name: Option<String>,
+    pub nick_name: Option<String>,
+    pub profile_url: Option<String>,
+    pub title: Option<String>,
+    pub user_type: Option<String>,
+    pub preferred_language: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub active: bool,
+    pub emails: String,
+    pub role: Option<String>,
+    pub attributes: String,
+    pub password_hash: Option<String>,
+    pub version: i64,
+    pub created_at: PrimitiveDateTime,
+    pub updated_at: PrimitiveDateTime,
+}
+
+impl UserRow {
+    fn new(
+        tenant_id: &str,
+        id: String,
+        a: &UserInput,
+        password_hash: Option<String>,
+        version: i64,
+        created_at: PrimitiveDateTime,
+        updated_at: PrimitiveDateTime,
+    ) -> Result<UserRow, DomainError> {
+        Ok(UserRow {
+            tenant_id: tenant_id.to_owned(),
+            id,
+            user_name: a.user_name.clone(),
+            user_name_lower: a.user_name.to_lowercase(),
+            external_id: a.external_id.clone(),
+            name_formatted: a.name.formatted.clone(),
+            family_name: a.name.family_name.clone(),
+            given_name: a.name.given_name.clone(),
+            middle_name: a.name.middle_name.clone(),
+            honorific_prefix: a.name.honorific_prefix.clone(),
+            honorific_suffix: a.name.honorific_suffix.clone(),
+            display_name: a.display_name.clone(),
+            nick_name: a.nick_name.clone(),
+            profile_url: a.profile_url.clone(),
+            title: a.title.clone(),
+            user_type: a.user_type.clone(),
+            preferred_language: a.preferred_language.clone(),
+            locale: a.locale.clone(),
+            timezone: a.timezone.clone(),
+            active: a.active,
+            emails: serde_json::to_string(&a.emails).map_err(DomainError::internal)?,
+            role: a.role.clone(),
+            attributes: a.attributes.clone(),
+            password_hash,
+            version,
+            created_at,
+            updated_at,
+        })
+    }
+
+    fn into_domain(self, groups: Vec<GroupRef>) -> Result<User, DomainError> {
+        let emails: Vec<Email> = serde_json::from_str(&self.emails).map_err(DomainError::internal)?;
+        Ok(User {
+            id: self.id,
+            attrs: UserInput {
+                user_name: self.user_name,
+                external_id: self.external_id,
+                name: PersonName {
+                    formatted: self.name_formatted,
+                    family_name: self.family_name,
+                    given_name: self.given_name,
+                    middle_name: self.middle_name,
+                    honorific_prefix: self.honorific_prefix,
+                    honorific_suffix: self.honorific_suffix,
+                },
+                display_name: self.display_name,
+                nick_name: self.nick_name,
+                profile_url: self.profile_url,
+                title: self.title,
+                user_type: self.user_type,
+                preferred_language: self.preferred_language,
+                locale: self.locale,
+                timezone: self.timezone,
+                active: self.active,
+                emails,
+                role: self.role,
+                attributes: self.attributes,
+            },
+            groups,
+            version: self.version,
+            created: utc(self.created_at),
+            updated: utc(self.updated_at),
+        })
+    }
+}
+
+fn insert_email_keys(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    user_id: &str,
+    keys: &[String],
+) -> QueryResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            (
+                user_emails::tenant_id.eq(tenant_id),
+                user_emails::value_lower.eq(k),
+                user_emails::user_id.eq(user_id),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(CHUNK / 3) {
+        super::batch_insert!(conn, user_emails::table, chunk)?;
+    }
+    Ok(())
+}
+
+/// Creates a user. `password_hash` is already computed (or `None`).
+pub fn create(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    input: &UserInput,
+    password_hash: Option<String>,
+) -> Result<User, TxError> {
+    input.validate()?;
+    let at = now();
+    let row = UserRow::new(tenant_id, new_id(), input, password_hash, 1, at, at)?;
+    diesel::insert_into(users::table)
+        .values(&row)
+        .execute(conn)
+        .map_err(|e| unique_violation(e, "userName", &input.user_name))?;
+    insert_email_keys(conn, tenant_id, &row.id, &input.email_keys())?;
+    Ok(row.into_domain(Vec::new())?)
+}
+
+fn load_row(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<UserRow>, diesel::result::Error> {
+    users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::id.eq(id))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The groups of each of `user_ids` (one query), ordered by group name.
+fn groups_of(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    user_ids: &[&str],
+) -> QueryResult<HashMap<String, Vec<GroupRef>>> {
+    let mut out: HashMap<String, Vec<GroupRef>> = HashMap::new();
+    for chunk in user_ids.chunks(CHUNK) {
+        let rows: Vec<(String, String, String)> = group_members::table
+            .inner_join(
+                groups::table.on(groups::tenant_id
+                    .eq(group_members::tenant_id)
+                    .and(groups::id.eq(group_members::group_id))),
+            )
+            .filter(group_members::tenant_id.eq(tenant_id))
+            .filter(group_members::user_id.eq_any(chunk))
+            .select((group_members::user_id, groups::id, groups::display_name))
+            .order((group_members::user_id, groups::display_name_lower))
+            .load(conn)?;
+        for (user_id, id, display_name) in rows {
+            out.entry(user_id)
+                .or_default()
+                .push(GroupRef { id, display_name });
+        }
+    }
+    Ok(out)
+}
+
+pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> Result<User, DomainError> {
+    let row = load_row(conn, tenant_id, id)?.ok_or_else(|| DomainError::not_found("user", id))?;
+    let mut groups = groups_of(conn, tenant_id, &[id])?;
+    row.into_domain(groups.remove(id).unwrap_or_default())
+}
+
+/// Lists users in id (= creation) order, filtered by a SCIM filter.
+pub fn list(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    filter: Option<&filter::Filter>,
+    page: &PageRequest,
+) -> Result<Page<User>, DomainError> {
+    let mut query = users::table
+        .filter(users::tenant_id.eq(tenant_id.to_owned()))
+        .select(UserRow::as_select())
+        .into_boxed();
+    let mut count = users::table
+        .filter(users::tenant_id.eq(tenant_id.to_owned()))
+        .count()
+        .into_boxed();
+    if let Some(f) = filter {
+        query = query.filter(filter::users(f, tenant_id)?);
+        count = count.filter(filter::users(f, tenant_id)?);
+    }
+    let total: i64 = count.get_result(conn)?;
+    if let Some(after) = &page.after {
+        query = query.filter(users::id.gt(after.clone()));
+    } else if page.skip > 0 {
+        query = query.offset(page.skip);
+    }
+    let rows: Vec<UserRow> = query
+        .order(users::id.asc())
+        .limit(page.size + 1)
+        .load(conn)?;
+    finish_page(conn, tenant_id, rows, page.size, total)
+}
+
+fn finish_page(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    mut rows: Vec<UserRow>,
+    size: i64,
+    total: i64,
+) -> Result<Page<User>, DomainError> {
+    let more = rows.len() as i64 > size;
+    rows.truncate(usize::try_from(size).unwrap_or(0));
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let mut groups = groups_of(conn, tenant_id, &ids)?;
+    let next_after = if more {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let items = rows
+        .into_iter()
+        .map(|r| {
+            let g = groups.remove(&r.id).unwrap_or_default();
+            r.into_domain(g)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page {
+        items,
+        next_after,
+        total,
+    })
+}
+
+/// What an update asks for.
+pub struct UserUpdate<'a> {
+    pub id: &'a str,
+    pub input: &'a UserInput,
+    pub fields: &'a [UserField],
+    /// `Some(hash)`: set the password hash; `Some(None)`: clear it.
+    pub password_hash: Option<Option<String>>,
+    pub expected_version: Option<i64>,
+}
+
+/// Applies an update; a change that changes nothing leaves the version and the
+/// lastModified time as they were.
+pub fn update(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    upd: &UserUpdate<'_>,
+) -> Result<User, TxError> {
+    let row = load_row(conn, tenant_id, upd.id)?
+        .ok_or_else(|| DomainError::not_found("user", upd.id))?;
+    if let Some(expected) = upd.expected_version
+        && expected != row.version
+    {
+        return Err(DomainError::PreconditionFailed {
+            expected: expected.to_string(),
+        }
+        .into());
+    }
+    let old_version = row.version;
+    let created_at = row.created_at;
+    let old_hash = row.password_hash.clone();
+    let current = row.into_domain(Vec::new())?;
+    let mut next = current.attrs.clone();
+    for field in upd.fields {
+        field.copy(&mut next, upd.input);
+    }
+    next.validate()?;
+    let new_hash = match &upd.password_hash {
+        Some(h) => h.clone(),
+        None => old_hash.clone(),
+    };
+    if next == current.attrs && new_hash == old_hash {
+        let mut groups = groups_of(conn, tenant_id, &[upd.id])?;
+        return Ok(User {
+            groups: groups.remove(upd.id).unwrap_or_default(),
+            ..current
+        });
+    }
+    let row = UserRow::new(
+        tenant_id,
+        upd.id.to_owned(),
+        &next,
+        new_hash,
+        old_version + 1,
+        created_at,
+        now(),
+    )?;
+    let n = diesel::update(
+        users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq(upd.id))
+            .filter(users::version.eq(old_version)),
+    )
+    .set(&row)
+    .execute(conn)
+    .map_err(|e| unique_violation(e, "userName", &next.user_name))?;
+    if n == 0 {
+        // Someone else wrote between our read and our write (PostgreSQL): start over.
+        return Err(TxError::Retry);
+    }
+    if next.emails != current.attrs.emails {
+        diesel::delete(
+            user_emails::table
+                .filter(user_emails::tenant_id.eq(tenant_id))
+                .filter(user_emails::user_id.eq(upd.id)),
+        )
+        .execute(conn)?;
+        insert_email_keys(conn, tenant_id, upd.id, &next.email_keys())?;
+    }
+    let mut groups = groups_of(conn, tenant_id, &[upd.id])?;
+    Ok(row.into_domain(groups.remove(upd.id).unwrap_or_default())?)
+}
+
+/// Deletes a user, its e-mail keys and its memberships (keeping member counts right).
+pub fn delete(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+    expected_version: Option<i64>,
+) -> Result<(), TxError> {
+    let version: Option<i64> = users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::id.eq(id))
+        .select(users::version)
+        .first(conn)
+        .optional()?;
+    let Some(version) = version else {
+        return Err(DomainError::not_found("user", id).into());
+    };
+    if let Some(expected) = expected_version
+        && expected != version
+    {
+        return Err(DomainError::PreconditionFailed {
+            expected: expected.to_string(),
+        }
+        .into());
+    }
+    let group_ids: Vec<String> = group_members::table
+        .filter(group_members::tenant_id.eq(tenant_id))
+        .filter(group_members::user_id.eq(id))
+        .select(group_members::group_id)
+        .load(conn)?;
+    let at = now();
+    for chunk in group_ids.chunks(CHUNK) {
+        diesel::update(
+            groups::table
+                .filter(groups::tenant_id.eq(tenant_id))
+                .filter(groups::id.eq_any(chunk)),
+        )
+        .set((
+            groups::member_count.eq(groups::member_count - 1),
+            groups::version.eq(groups::version + 1),
+            groups::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    }
+    diesel::delete(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant_id))
+            .filter(group_members::user_id.eq(id)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        user_emails::table
+            .filter(user_emails::tenant_id.eq(tenant_id))
+            .filter(user_emails::user_id.eq(id)),
+    )
+    .execute(conn)?;
+    diesel::delete(
+        users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq(id)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
