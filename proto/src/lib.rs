@@ -11,4 +11,5 @@ pub mod v1 {
 
 /// The encoded `FileDescriptorSet` of `roster.v1` (and the well-known types it imports), for
 /// gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/roster_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/roster_descriptor.bin"));

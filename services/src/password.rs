@@ -29,7 +29,11 @@ pub fn hash(password: &str) -> Result<String, DomainError> {
 /// Whether `password` matches a stored PHC hash (in constant time).
 pub fn verify(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

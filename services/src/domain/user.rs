@@ -306,12 +306,14 @@ impl UserField {
             UserField::NameFamilyName => into.name.family_name.clone_from(&from.name.family_name),
             UserField::NameGivenName => into.name.given_name.clone_from(&from.name.given_name),
             UserField::NameMiddleName => into.name.middle_name.clone_from(&from.name.middle_name),
-            UserField::NameHonorificPrefix => {
-                into.name.honorific_prefix.clone_from(&from.name.honorific_prefix)
-            }
-            UserField::NameHonorificSuffix => {
-                into.name.honorific_suffix.clone_from(&from.name.honorific_suffix)
-            }
+            UserField::NameHonorificPrefix => into
+                .name
+                .honorific_prefix
+                .clone_from(&from.name.honorific_prefix),
+            UserField::NameHonorificSuffix => into
+                .name
+                .honorific_suffix
+                .clone_from(&from.name.honorific_suffix),
             UserField::DisplayName => into.display_name.clone_from(&from.display_name),
             UserField::NickName => into.nick_name.clone_from(&from.nick_name),
             UserField::ProfileUrl => into.profile_url.clone_from(&from.profile_url),
@@ -359,11 +361,16 @@ mod tests {
             UserField::parse("name.given_name"),
             Some(UserField::NameGivenName)
         );
-        assert_eq!(UserField::parse("attributesJson"), Some(UserField::Attributes));
+        assert_eq!(
+            UserField::parse("attributesJson"),
+            Some(UserField::Attributes)
+        );
         assert_eq!(UserField::parse("id"), None);
         assert!(UserField::parse_mask(&[]).is_err());
         assert_eq!(
-            UserField::parse_mask(&["*".to_owned()]).map(|m| m.len()).ok(),
+            UserField::parse_mask(&["*".to_owned()])
+                .map(|m| m.len())
+                .ok(),
             Some(UserField::ALL.len())
         );
     }
@@ -429,6 +436,9 @@ mod tests {
                 .collect(),
             ..UserInput::default()
         };
-        assert_eq!(u.email_keys(), vec!["ada@x.org".to_owned(), "b@y".to_owned()]);
+        assert_eq!(
+            u.email_keys(),
+            vec!["ada@x.org".to_owned(), "b@y".to_owned()]
+        );
     }
 }

@@ -139,7 +139,12 @@ pub fn group(g: Group) -> pb::Group {
         id: g.id,
         display_name: g.display_name,
         external_id: g.external_id,
-        members: g.members.unwrap_or_default().into_iter().map(member).collect(),
+        members: g
+            .members
+            .unwrap_or_default()
+            .into_iter()
+            .map(member)
+            .collect(),
         member_count: g.member_count,
         etag: etag(g.version),
         create_time: Some(timestamp(g.created)),

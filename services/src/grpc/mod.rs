@@ -313,7 +313,9 @@ impl pb::group_service_server::GroupService for Api {
                 "display_name" | "displayName" => {
                     changes.display_name = Some(group.display_name.clone())
                 }
-                "external_id" | "externalId" => changes.external_id = Some(group.external_id.clone()),
+                "external_id" | "externalId" => {
+                    changes.external_id = Some(group.external_id.clone())
+                }
                 other => {
                     return Err(Status::from(DomainError::invalid(
                         crate::domain::ScimType::InvalidPath,

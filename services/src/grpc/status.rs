@@ -60,7 +60,11 @@ mod tests {
     #[test]
     fn every_domain_error_has_its_code_and_reason() {
         let cases: Vec<(DomainError, Code, &str)> = vec![
-            (DomainError::not_found("user", "u1"), Code::NotFound, "NOT_FOUND"),
+            (
+                DomainError::not_found("user", "u1"),
+                Code::NotFound,
+                "NOT_FOUND",
+            ),
             (
                 DomainError::Conflict {
                     attribute: "userName",
@@ -81,13 +85,21 @@ mod tests {
                 Code::Aborted,
                 "ETAG_MISMATCH",
             ),
-            (DomainError::Unauthenticated, Code::Unauthenticated, "UNAUTHENTICATED"),
+            (
+                DomainError::Unauthenticated,
+                Code::Unauthenticated,
+                "UNAUTHENTICATED",
+            ),
             (
                 DomainError::PermissionDenied("no".into()),
                 Code::PermissionDenied,
                 "PERMISSION_DENIED",
             ),
-            (DomainError::internal("disk on fire"), Code::Internal, "INTERNAL"),
+            (
+                DomainError::internal("disk on fire"),
+                Code::Internal,
+                "INTERNAL",
+            ),
         ];
         for (err, code, want) in cases {
             let status = Status::from(err);

@@ -41,9 +41,9 @@ pub fn parse(raw: &str) -> Result<Option<Filter>, DomainError> {
             format!("the filter is longer than {MAX_FILTER_LEN} bytes"),
         ));
     }
-    raw.parse::<Filter>().map(Some).map_err(|e| {
-        DomainError::invalid(ScimType::InvalidFilter, format!("invalid filter: {e}"))
-    })
+    raw.parse::<Filter>()
+        .map(Some)
+        .map_err(|e| DomainError::invalid(ScimType::InvalidFilter, format!("invalid filter: {e}")))
 }
 
 fn invalid(detail: String) -> DomainError {
@@ -71,14 +71,20 @@ fn attr_name(path: &AttrPath, core_urn: &str) -> Result<String, DomainError> {
 fn string_value(attr: &str, value: &CompValue) -> Result<String, DomainError> {
     match value {
         CompValue::Str(s) => Ok(s.clone()),
-        other => Err(invalid(format!("{attr} compares with a string, not {other}"))),
+        other => Err(invalid(format!(
+            "{attr} compares with a string, not {other}"
+        ))),
     }
 }
 
 fn time_value(attr: &str, value: &CompValue) -> Result<PrimitiveDateTime, DomainError> {
     let s = string_value(attr, value)?;
     let t = time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| invalid(format!("{attr} compares with an RFC 3339 dateTime, not {s:?}")))?
+        .map_err(|_| {
+            invalid(format!(
+                "{attr} compares with an RFC 3339 dateTime, not {s:?}"
+            ))
+        })?
         .to_offset(time::UtcOffset::UTC);
     Ok(PrimitiveDateTime::new(t.date(), t.time()))
 }
@@ -164,7 +170,7 @@ macro_rules! time_cmp {
                 return Err(invalid(format!(
                     "{} does not apply to the dateTime {}",
                     other, $attr
-                )))
+                )));
             }
         };
         e
@@ -267,7 +273,11 @@ fn user_attr(exp: &AttrExp, tenant_id: &str) -> Result<Expr<users::table>, Domai
                 CompValue::False => false,
                 CompValue::Str(s) if s.eq_ignore_ascii_case("true") => true,
                 CompValue::Str(s) if s.eq_ignore_ascii_case("false") => false,
-                other => return Err(invalid(format!("active compares with a boolean, not {other}"))),
+                other => {
+                    return Err(invalid(format!(
+                        "active compares with a boolean, not {other}"
+                    )));
+                }
             };
             match op {
                 CompareOp::Eq => Box::new(users::active.eq(b)),
@@ -456,7 +466,12 @@ mod tests {
 
     #[test]
     fn parse_rejects_bad_syntax_with_invalid_filter() {
-        for f in [r#"userName eq"#, r#"userName zz "x""#, "(((", &"a".repeat(9000)] {
+        for f in [
+            r#"userName eq"#,
+            r#"userName zz "x""#,
+            "(((",
+            &"a".repeat(9000),
+        ] {
             match parse(f) {
                 Err(DomainError::Invalid { scim_type, .. }) => {
                     assert_eq!(scim_type, ScimType::InvalidFilter, "{f}")

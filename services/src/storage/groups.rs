@@ -98,7 +98,11 @@ pub fn get(
 ) -> Result<Group, DomainError> {
     let row = load_row(conn, tenant_id, id)?.ok_or_else(|| DomainError::not_found("group", id))?;
     let members = if with_members {
-        Some(members_of(conn, tenant_id, &[id])?.remove(id).unwrap_or_default())
+        Some(
+            members_of(conn, tenant_id, &[id])?
+                .remove(id)
+                .unwrap_or_default(),
+        )
     } else {
         None
     };
@@ -308,7 +312,11 @@ fn remove_members(
     Ok(removed)
 }
 
-fn remove_all_members(conn: &mut DbConnection, tenant_id: &str, group_id: &str) -> QueryResult<i64> {
+fn remove_all_members(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    group_id: &str,
+) -> QueryResult<i64> {
     let n = diesel::delete(
         group_members::table
             .filter(group_members::tenant_id.eq(tenant_id))
@@ -442,7 +450,11 @@ pub fn list_members(
         )
         .filter(group_members::tenant_id.eq(tenant_id.to_owned()))
         .filter(group_members::group_id.eq(group_id.to_owned()))
-        .select((group_members::user_id, users::display_name, users::user_name))
+        .select((
+            group_members::user_id,
+            users::display_name,
+            users::user_name,
+        ))
         .order(group_members::user_id.asc())
         .limit(size + 1)
         .into_boxed();

@@ -140,7 +140,9 @@ pub enum Backend {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -174,7 +176,10 @@ impl Store {
 
     /// Applies the pending migrations of this backend; returns how many ran.
     pub fn migrate(&self) -> Result<usize, StoreError> {
-        let mut conn = self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
         let migrations = match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS,
             Backend::Postgres => POSTGRES_MIGRATIONS,
@@ -241,9 +246,7 @@ impl Db<'_> {
                         .map_err(|_| DomainError::internal("the SQLite writer lock is poisoned"))?;
                     sqlite_immediate(self.conn, &mut f)
                 }
-                DbConnection::Postgres(_) => {
-                    self.conn.transaction(|c| f(c))
-                }
+                DbConnection::Postgres(_) => self.conn.transaction(|c| f(c)),
             };
             match outcome {
                 Ok(v) => return Ok(v),

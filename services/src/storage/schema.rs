@@ -85,4 +85,11 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(tenants, users, user_emails, groups, group_members, tokens);
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    users,
+    user_emails,
+    groups,
+    group_members,
+    tokens
+);

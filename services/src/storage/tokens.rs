@@ -117,7 +117,10 @@ pub fn list(
         .select(TokenRow::as_select())
         .order(tokens::id.asc())
         .load(conn)?;
-    Ok(rows.into_iter().map(|r| to_domain(r, tenant_name)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| to_domain(r, tenant_name))
+        .collect())
 }
 
 /// Revokes a token of `tenant_id`; NOT_FOUND if it has no such live token.

@@ -86,7 +86,8 @@ impl UserRow {
     }
 
     fn into_domain(self, groups: Vec<GroupRef>) -> Result<User, DomainError> {
-        let emails: Vec<Email> = serde_json::from_str(&self.emails).map_err(DomainError::internal)?;
+        let emails: Vec<Email> =
+            serde_json::from_str(&self.emails).map_err(DomainError::internal)?;
         Ok(User {
             id: self.id,
             attrs: UserInput {
@@ -290,8 +291,8 @@ pub fn update(
     tenant_id: &str,
     upd: &UserUpdate<'_>,
 ) -> Result<User, TxError> {
-    let row = load_row(conn, tenant_id, upd.id)?
-        .ok_or_else(|| DomainError::not_found("user", upd.id))?;
+    let row =
+        load_row(conn, tenant_id, upd.id)?.ok_or_else(|| DomainError::not_found("user", upd.id))?;
     if let Some(expected) = upd.expected_version
         && expected != row.version
     {

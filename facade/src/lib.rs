@@ -1,0 +1,79 @@
+//! Roster's SCIM 2.0 facade (RFC 7643/7644).
+//!
+//! An axum application that translates SCIM REST calls into gRPC calls to the user-management
+//! service (`roster.v1`). It has no storage of its own: every request is extract → translate →
+//! one gRPC call (a read and a conditional write for the general PATCH path) → render.
+//!
+//! The caller's credential is forwarded as the gRPC metadata `authorization: Bearer <token>`;
+//! the service decides the tenant and what the token may do.
+
+mod auth;
+mod error;
+mod extract;
+mod grpc;
+mod response;
+mod routes;
+mod scim;
+
+use std::future::Future;
+use std::sync::Arc;
+
+/// The gRPC transport the facade calls the service through: a `tonic::transport::Channel` in a
+/// split deployment, or the service's in-process `tonic::service::Routes`, boxed.
+pub type Transport = tower::util::BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    Box<dyn std::error::Error + Send + Sync>,
+>;
+
+/// How the facade presents itself and what it accepts.
+#[derive(Debug, Clone)]
+pub struct FacadeConfig {
+    /// The public base URL of the SCIM API, e.g. `https://roster.example.com/scim/v2`, used in
+    /// `meta.location`, `Location` and `$ref`. `None`: `http://<Host header>/scim/v2`.
+    pub public_base_url: Option<String>,
+    /// The largest request body accepted, in bytes (413 above it).
+    pub body_limit: usize,
+    /// The largest SCIM `count` honoured on list requests; larger values are clamped.
+    pub max_page_size: i32,
+}
+
+impl Default for FacadeConfig {
+    fn default() -> Self {
+        Self {
+            public_base_url: None,
+            body_limit: 1024 * 1024,
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// Shared by every handler: the transport to clone per request and the configuration.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) transport: Transport,
+    pub(crate) config: Arc<FacadeConfig>,
+}
+
+/// The SCIM application: `/scim/v2/Users` and `/scim/v2/Groups`, with tracing, the body limit,
+/// panic catching and SCIM error bodies on every failure.
+pub fn router(transport: Transport, config: FacadeConfig) -> axum::Router {
+    routes::router(AppState {
+        transport,
+        config: Arc::new(config),
+    })
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains open connections.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,227 @@
+//! `/scim/v2/Groups`: extract → translate → one gRPC call → render.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::StatusCode;
+use prost_types::FieldMask;
+use roster_proto::v1::member_operation::Kind;
+use roster_proto::v1::{
+    CreateGroupRequest, DeleteGroupRequest, GetGroupRequest, Group, GroupView, ListGroupsRequest,
+    MemberOperation, UpdateGroupRequest,
+};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::ScimError;
+use crate::extract::{BaseUrl, Conditions, JsonBody, Params};
+use crate::grpc::Grpc;
+use crate::response::{no_content, not_modified, resource, scim_json};
+use crate::scim::GROUP_URN;
+use crate::scim::group::{GroupChange, group_from_scim, group_to_scim, plan_group_patch};
+use crate::scim::list::{ListQuery, Page, list_response};
+use crate::scim::patch::parse_patch_request;
+use crate::scim::project::Projection;
+
+fn projection(params: &Params) -> Projection {
+    Projection::from_params(params, GROUP_URN, &[])
+}
+
+/// FULL unless the projection leaves `members` out.
+fn view(projection: &Projection) -> GroupView {
+    if projection.returns("members") {
+        GroupView::Full
+    } else {
+        GroupView::Basic
+    }
+}
+
+fn render(group: &Group, base: &str, projection: &Projection) -> Value {
+    let mut doc = group_to_scim(group, base, view(projection));
+    projection.apply(&mut doc);
+    doc
+}
+
+pub(crate) async fn create(
+    grpc: Grpc,
+    BaseUrl(base): BaseUrl,
+    params: Params,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let group = group_from_scim(&body)?;
+    let projection = projection(&params);
+    let request = CreateGroupRequest {
+        group: Some(group),
+        view: view(&projection) as i32,
+    };
+    let created = grpc.create_group(request).await?;
+    let location = format!("{base}/Groups/{}", created.id);
+    let body = render(&created, &base, &projection);
+    Ok(resource(
+        StatusCode::CREATED,
+        &body,
+        &created.etag,
+        Some(&location),
+    ))
+}
+
+pub(crate) async fn get(
+    grpc: Grpc,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+    conditions: Conditions,
+    params: Params,
+) -> Result<Response, ScimError> {
+    let projection = projection(&params);
+    let request = GetGroupRequest {
+        id,
+        view: view(&projection) as i32,
+    };
+    let group = grpc.get_group(request).await?;
+    if conditions.not_modified(&group.etag) {
+        return Ok(not_modified(&group.etag));
+    }
+    Ok(resource(
+        StatusCode::OK,
+        &render(&group, &base, &projection),
+        &group.etag,
+        None,
+    ))
+}
+
+pub(crate) async fn list(
+    grpc: Grpc,
+    State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+    params: Params,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_params(&params, state.config.max_page_size)?;
+    let projection = projection(&params);
+    let view = view(&projection) as i32;
+    let grpc = &grpc;
+    let (groups, total) = query
+        .collect(|page_token, page_size| {
+            let request = ListGroupsRequest {
+                page_size,
+                page_token,
+                filter: query.filter.clone(),
+                skip: query.skip(),
+                view,
+            };
+            async move {
+                let page = grpc.list_groups(request).await?;
+                Ok(Page {
+                    items: page.groups,
+                    next_page_token: page.next_page_token,
+                    total_size: page.total_size,
+                })
+            }
+        })
+        .await?;
+    let resources = groups
+        .iter()
+        .map(|g| render(g, &base, &projection))
+        .collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        &list_response(total, query.start_index, resources),
+    ))
+}
+
+/// PUT: rename and REPLACE the membership with the body's members, in one `UpdateGroup`.
+pub(crate) async fn replace(
+    grpc: Grpc,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+    conditions: Conditions,
+    params: Params,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let group = group_from_scim(&body)?;
+    let change = GroupChange {
+        display_name: Some(group.display_name),
+        external_id: Some(group.external_id),
+        member_operations: vec![MemberOperation {
+            kind: Kind::Replace as i32,
+            user_ids: group.members.into_iter().map(|m| m.user_id).collect(),
+        }],
+    };
+    let projection = projection(&params);
+    let updated = update_group(&grpc, &id, &change, conditions.etag(), view(&projection)).await?;
+    Ok(resource(
+        StatusCode::OK,
+        &render(&updated, &base, &projection),
+        &updated.etag,
+        None,
+    ))
+}
+
+/// PATCH: one `UpdateGroup`. 204 unless the client asked for attributes back, so the work never
+/// depends on the group's size.
+pub(crate) async fn patch(
+    grpc: Grpc,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+    conditions: Conditions,
+    params: Params,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let ops = parse_patch_request(&body)?;
+    let change = plan_group_patch(&id, &ops)?;
+    let projection = projection(&params);
+    let wants_body = !projection.is_empty();
+    let view = if wants_body {
+        view(&projection)
+    } else {
+        GroupView::Basic
+    };
+    let group = if change.is_empty() {
+        // Nothing to write (e.g. a rename to the same id only): still 404 for a missing group.
+        let request = GetGroupRequest {
+            id,
+            view: view as i32,
+        };
+        grpc.get_group(request).await?
+    } else {
+        update_group(&grpc, &id, &change, conditions.etag(), view).await?
+    };
+    if !wants_body {
+        return Ok(no_content());
+    }
+    Ok(resource(
+        StatusCode::OK,
+        &render(&group, &base, &projection),
+        &group.etag,
+        None,
+    ))
+}
+
+pub(crate) async fn delete(
+    grpc: Grpc,
+    Path(id): Path<String>,
+    conditions: Conditions,
+) -> Result<Response, ScimError> {
+    let request = DeleteGroupRequest {
+        id,
+        etag: conditions.etag(),
+    };
+    grpc.delete_group(request).await?;
+    Ok(no_content())
+}
+
+async fn update_group(
+    grpc: &Grpc,
+    id: &str,
+    change: &GroupChange,
+    etag: String,
+    view: GroupView,
+) -> Result<Group, tonic::Status> {
+    let (group, paths) = change.fields(id);
+    let request = UpdateGroupRequest {
+        group: Some(group),
+        update_mask: (!paths.is_empty()).then_some(FieldMask { paths }),
+        member_operations: change.member_operations.clone(),
+        etag,
+        view: view as i32,
+    };
+    grpc.update_group(request).await
+}

@@ -1,0 +1,84 @@
+//! The router and its layers.
+
+mod groups;
+mod users;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{Request, StatusCode, header};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::AppState;
+use crate::error::ScimError;
+use crate::response::ensure_scim_errors;
+
+pub(crate) fn router(state: AppState) -> Router {
+    let body_limit = state.config.body_limit;
+    let scim = Router::new()
+        .route("/Users", get(users::list).post(users::create))
+        .route(
+            "/Users/{id}",
+            get(users::get)
+                .put(users::replace)
+                .patch(users::patch)
+                .delete(users::delete),
+        )
+        .route("/Groups", get(groups::list).post(groups::create))
+        .route(
+            "/Groups/{id}",
+            get(groups::get)
+                .put(groups::replace)
+                .patch(groups::patch)
+                .delete(groups::delete),
+        );
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request<_>| {
+            // Never the headers (credentials) nor the query (filters carry user names).
+            tracing::info_span!(
+                "scim",
+                method = %request.method(),
+                path = %request.uri().path(),
+                status = tracing::field::Empty,
+                latency_ms = tracing::field::Empty,
+            )
+        })
+        .on_request(())
+        .on_response(|response: &Response<_>, latency: Duration, span: &Span| {
+            span.record("status", response.status().as_u16());
+            span.record(
+                "latency_ms",
+                u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            );
+            tracing::info!("request finished");
+        });
+    Router::new()
+        .nest("/scim/v2", scim)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::map_response(ensure_scim_errors))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(trace)
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .with_state(state)
+}
+
+async fn not_found() -> ScimError {
+    ScimError::from_status(StatusCode::NOT_FOUND)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ScimError::internal().into_response()
+}

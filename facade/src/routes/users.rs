@@ -1,0 +1,236 @@
+//! `/scim/v2/Users`: extract → translate → gRPC → render.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::StatusCode;
+use prost_types::FieldMask;
+use roster_proto::v1::{
+    CreateUserRequest, DeleteUserRequest, GetUserRequest, ListUsersRequest, UpdateUserRequest, User,
+};
+use serde_json::Value;
+use tonic::Code;
+
+use crate::AppState;
+use crate::error::ScimError;
+use crate::extract::{BaseUrl, Conditions, JsonBody, Params};
+use crate::grpc::Grpc;
+use crate::response::{no_content, not_modified, resource, scim_json};
+use crate::scim::list::{ListQuery, Page, list_response};
+use crate::scim::patch::{PatchOperation, ResourceSchema, apply_patch, parse_patch_request};
+use crate::scim::project::Projection;
+use crate::scim::user::{user_from_scim, user_to_scim};
+use crate::scim::user_patch::{UserPatchPlan, plan_user_patch};
+use crate::scim::{ENTERPRISE_USER_URN, ROSTER_USER_URN, USER_URN};
+
+/// What the PATCH engine needs to know about User documents.
+const USER_PATCH_SCHEMA: ResourceSchema = ResourceSchema {
+    core: USER_URN,
+    extensions: &[ENTERPRISE_USER_URN, ROSTER_USER_URN],
+    read_only: &["id", "meta", "groups", "schemas"],
+};
+
+/// Read-modify-write attempts of a general PATCH lost to concurrent writers before giving up.
+const PATCH_RETRIES: usize = 5;
+
+fn projection(params: &Params) -> Projection {
+    Projection::from_params(params, USER_URN, USER_PATCH_SCHEMA.extensions)
+}
+
+fn render(user: &User, base: &str, projection: &Projection) -> Value {
+    let mut doc = user_to_scim(user, base);
+    projection.apply(&mut doc);
+    doc
+}
+
+fn ok(user: &User, base: &str, params: &Params) -> Response {
+    resource(
+        StatusCode::OK,
+        &render(user, base, &projection(params)),
+        &user.etag,
+        None,
+    )
+}
+
+pub(crate) async fn create(
+    grpc: Grpc,
+    BaseUrl(base): BaseUrl,
+    params: Params,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let parsed = user_from_scim(&body)?;
+    let mut user = parsed.user;
+    if !parsed.active_given {
+        user.active = true;
+    }
+    let created = grpc
+        .create_user(CreateUserRequest { user: Some(user) })
+        .await?;
+    let location = format!("{base}/Users/{}", created.id);
+    let body = render(&created, &base, &projection(&params));
+    Ok(resource(
+        StatusCode::CREATED,
+        &body,
+        &created.etag,
+        Some(&location),
+    ))
+}
+
+pub(crate) async fn get(
+    grpc: Grpc,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+    conditions: Conditions,
+    params: Params,
+) -> Result<Response, ScimError> {
+    let user = grpc.get_user(GetUserRequest { id }).await?;
+    if conditions.not_modified(&user.etag) {
+        return Ok(not_modified(&user.etag));
+    }
+    Ok(ok(&user, &base, &params))
+}
+
+pub(crate) async fn list(
+    grpc: Grpc,
+    State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+    params: Params,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_params(&params, state.config.max_page_size)?;
+    let grpc = &grpc;
+    let (users, total) = query
+        .collect(|page_token, page_size| {
+            let request = ListUsersRequest {
+                page_size,
+                page_token,
+                filter: query.filter.clone(),
+                skip: query.skip(),
+            };
+            async move {
+                let page = grpc.list_users(request).await?;
+                Ok(Page {
+                    items: page.users,
+                    next_page_token: page.next_page_token,
+                    total_size: page.total_size,
+                })
+            }
+        })
+        .await?;
+    let projection = projection(&params);
+    let resources = users
+        .iter()
+        .map(|u| render(u, &base, &projection))
+        .collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        &list_response(total, query.start_index, resources),
+    ))
+}
+
+pub(crate) async fn replace(
+    grpc: Grpc,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+    conditions: Conditions,
+    params: Params,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let parsed = user_from_scim(&body)?;
+    let mask = parsed.replace_mask();
+    let mut user = parsed.user;
+    user.id = id;
+    let updated = update_user(&grpc, user, mask, conditions.etag()).await?;
+    Ok(ok(&updated, &base, &params))
+}
+
+pub(crate) async fn patch(
+    grpc: Grpc,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+    conditions: Conditions,
+    params: Params,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let ops = parse_patch_request(&body)?;
+    let updated = match plan_user_patch(&ops)? {
+        UserPatchPlan::Fast { mut user, mask } => {
+            user.id = id;
+            update_user(&grpc, *user, mask, conditions.etag()).await?
+        }
+        UserPatchPlan::General => patch_general(&grpc, &id, &ops, &conditions).await?,
+    };
+    Ok(ok(&updated, &base, &params))
+}
+
+/// Read, apply the operations to the SCIM document, write it back on the etag read; retried
+/// when another writer came in between (unless the client pinned a version with If-Match).
+async fn patch_general(
+    grpc: &Grpc,
+    id: &str,
+    ops: &[PatchOperation],
+    conditions: &Conditions,
+) -> Result<User, ScimError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = grpc.get_user(GetUserRequest { id: id.to_owned() }).await?;
+        if conditions
+            .if_match
+            .as_ref()
+            .is_some_and(|tag| *tag != current.etag)
+        {
+            return Err(ScimError::new(
+                StatusCode::PRECONDITION_FAILED,
+                None,
+                "the user has changed since the version in If-Match",
+            ));
+        }
+        // The base URL does not matter here: `meta` and `$ref`s are ignored on the way back.
+        let Value::Object(mut doc) = user_to_scim(&current, "") else {
+            return Err(ScimError::internal());
+        };
+        apply_patch(&mut doc, ops, &USER_PATCH_SCHEMA)?;
+        let mut parsed = user_from_scim(&Value::Object(doc))?;
+        // The document was complete: an extension the operations removed clears the role.
+        parsed.role_given = true;
+        let mask = parsed.replace_mask();
+        let mut user = parsed.user;
+        user.id = id.to_owned();
+        match update_user(grpc, user, mask, current.etag).await {
+            Err(status)
+                if status.code() == Code::Aborted
+                    && conditions.if_match.is_none()
+                    && attempt <= PATCH_RETRIES =>
+            {
+                tracing::debug!(attempt, "PATCH lost a race with another writer; retrying");
+            }
+            result => return result.map_err(ScimError::from),
+        }
+    }
+}
+
+pub(crate) async fn delete(
+    grpc: Grpc,
+    Path(id): Path<String>,
+    conditions: Conditions,
+) -> Result<Response, ScimError> {
+    grpc.delete_user(DeleteUserRequest {
+        id,
+        etag: conditions.etag(),
+    })
+    .await?;
+    Ok(no_content())
+}
+
+async fn update_user(
+    grpc: &Grpc,
+    user: User,
+    mask: Vec<String>,
+    etag: String,
+) -> Result<User, tonic::Status> {
+    let request = UpdateUserRequest {
+        user: Some(user),
+        update_mask: Some(FieldMask { paths: mask }),
+        etag,
+    };
+    grpc.update_user(request).await
+}

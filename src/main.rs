@@ -1,0 +1,293 @@
+//! `roster`: SCIM 2.0 provisioning and a gRPC directory. See `roster --help`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use roster::{FacadeConfig, ServiceConfig, StartError};
+use roster_service::domain::TokenKind;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "SCIM 2.0 provisioning (Okta, Entra ID, ...) and a gRPC directory for SaaS products",
+    long_about = "SCIM 2.0 provisioning (Okta, Entra ID, ...) and a gRPC directory for SaaS products.\n\n\
+                  Every flag can also be set through the environment variable named in its help."
+)]
+struct Cli {
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `roster=debug`).
+    #[arg(long, env = "ROSTER_LOG", default_value = "info", global = true)]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The embedded default: the gRPC service and the SCIM facade in one process (the facade
+    /// still calls the service over gRPC). Migrates the database, and on an empty one creates
+    /// the tenant `default` and prints its SCIM token and an operator token, once.
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        scim: ScimArgs,
+        /// Address of the gRPC API (for grpcurl and internal services).
+        #[arg(long, env = "ROSTER_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+        grpc_addr: String,
+    },
+    /// The gRPC service alone (split deployment: several can share one PostgreSQL). Does not
+    /// migrate unless asked: run `roster migrate` once.
+    Service {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Address of the gRPC API.
+        #[arg(long, env = "ROSTER_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+        grpc_addr: String,
+        /// Run pending migrations at start-up.
+        #[arg(long, env = "ROSTER_MIGRATE")]
+        migrate: bool,
+    },
+    /// The SCIM facade alone, calling a `roster service` over gRPC. Stateless.
+    Facade {
+        #[command(flatten)]
+        scim: ScimArgs,
+        /// The gRPC service to call, e.g. http://10.0.0.5:50051.
+        #[arg(long, env = "ROSTER_SERVICE_URL")]
+        service_url: String,
+    },
+    /// Applies pending database migrations and exits.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Tenants (operator path: works directly on the database).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Tokens (operator path: works directly on the database).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Creates a tenant and prints its name.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Lower-case letters, digits and `-`.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mints a token and prints the secret alone on stdout (shown once; only its hash is kept).
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The tenant the token belongs to.
+        #[arg(long, env = "ROSTER_TENANT", default_value = "default")]
+        tenant: String,
+        /// What the token may do.
+        #[arg(long, value_enum, default_value_t = Kind::Scim)]
+        kind: Kind,
+        /// A note saying what the token is for.
+        #[arg(long, default_value = "created with the roster CLI")]
+        description: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    /// Provisioning from an identity provider (users and groups of one tenant).
+    Scim,
+    /// Everything in one tenant, including its tokens.
+    Admin,
+    /// Everything in every tenant.
+    Operator,
+}
+
+impl From<Kind> for TokenKind {
+    fn from(k: Kind) -> TokenKind {
+        match k {
+            Kind::Scim => TokenKind::Scim,
+            Kind::Admin => TokenKind::Admin,
+            Kind::Operator => TokenKind::Operator,
+        }
+    }
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// sqlite://PATH (the embedded default) or postgres://USER@HOST:PORT/DB.
+    #[arg(
+        long,
+        env = "ROSTER_DATABASE_URL",
+        default_value = "sqlite://roster.db"
+    )]
+    database_url: String,
+    /// Most database connections kept open.
+    #[arg(long, env = "ROSTER_DB_POOL_SIZE", default_value_t = 8)]
+    pool_size: u32,
+}
+
+#[derive(Args)]
+struct ScimArgs {
+    /// Address of the SCIM API.
+    #[arg(long, env = "ROSTER_SCIM_ADDR", default_value = "127.0.0.1:8080")]
+    scim_addr: String,
+    /// The public SCIM base URL, when behind a proxy (e.g. https://roster.example.com/scim/v2).
+    /// Default: http://<Host header>/scim/v2.
+    #[arg(long, env = "ROSTER_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, env = "ROSTER_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    body_limit: usize,
+}
+
+impl ScimArgs {
+    fn config(&self) -> FacadeConfig {
+        FacadeConfig {
+            public_base_url: self.public_url.clone(),
+            body_limit: self.body_limit,
+            ..FacadeConfig::default()
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roster: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for {what}"))
+}
+
+async fn until_signal(mut running: roster::Running) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+        _ = running.wait() => {}
+    }
+    running.shutdown().await;
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve {
+            db,
+            scim,
+            grpc_addr,
+        } => runtime()?.block_on(async {
+            let service = roster::open_service(&ServiceConfig {
+                pool_size: db.pool_size,
+                ..ServiceConfig::new(&db.database_url)
+            })?;
+            let grpc = bind(&grpc_addr, "gRPC").await?;
+            let scim_listener = bind(&scim.scim_addr, "SCIM").await?;
+            let transport = roster::in_process(service.routes.clone());
+            let running = roster::start(
+                Some(service.routes),
+                Some(grpc),
+                Some((scim_listener, transport, scim.config())),
+            )?;
+            let base = scim
+                .public_url
+                .clone()
+                .or_else(|| running.scim_addr.map(|a| format!("http://{a}/scim/v2")))
+                .unwrap_or_default();
+            let grpc_at = running.grpc_addr.map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(scim = %base, grpc = %grpc_at, "roster is serving");
+            if let Some(b) = &service.bootstrap {
+                println!("Roster created the tenant {:?}. These secrets are shown once:", b.tenant);
+                println!("  SCIM base URL:  {base}");
+                println!("  SCIM token:     {}", b.scim_token);
+                println!("  operator token: {}  (gRPC admin, e.g. grpcurl on {grpc_at})", b.operator_token);
+            }
+            until_signal(running).await;
+            Ok(())
+        }),
+        Command::Service {
+            db,
+            grpc_addr,
+            migrate,
+        } => runtime()?.block_on(async {
+            let service = roster::open_service(&ServiceConfig {
+                pool_size: db.pool_size,
+                migrate,
+                bootstrap: false,
+                ..ServiceConfig::new(&db.database_url)
+            })?;
+            let grpc = bind(&grpc_addr, "gRPC").await?;
+            let running = roster::start(Some(service.routes), Some(grpc), None)?;
+            tracing::info!(grpc = ?running.grpc_addr, "roster service is serving");
+            until_signal(running).await;
+            Ok(())
+        }),
+        Command::Facade { scim, service_url } => runtime()?.block_on(async {
+            let transport = roster::remote(&service_url)?;
+            let listener = bind(&scim.scim_addr, "SCIM").await?;
+            let running = roster::start(None, None, Some((listener, transport, scim.config())))?;
+            tracing::info!(scim = ?running.scim_addr, service = %service_url, "roster facade is serving");
+            until_signal(running).await;
+            Ok(())
+        }),
+        Command::Migrate { db } => {
+            let store = roster::Store::open(&db.database_url, 1).map_err(StartError::from)?;
+            let n = store.migrate().map_err(StartError::from)?;
+            eprintln!("applied {n} migration(s)");
+            Ok(())
+        }
+        Command::Tenant {
+            command: TenantCommand::Create { db, name },
+        } => {
+            let store = roster::Store::open(&db.database_url, 1).map_err(StartError::from)?;
+            let tenant = roster_service::create_tenant(&store, &name)?;
+            println!("{}", tenant.name);
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    db,
+                    tenant,
+                    kind,
+                    description,
+                },
+        } => {
+            let store = roster::Store::open(&db.database_url, 1).map_err(StartError::from)?;
+            let secret = roster_service::create_token(&store, &tenant, kind.into(), &description)?;
+            println!("{secret}");
+            Ok(())
+        }
+    }
+}

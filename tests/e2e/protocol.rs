@@ -1,0 +1,178 @@
+//! Authentication, tenancy and bad input over SCIM: exact error bodies, and nothing changed.
+
+use reqwest::Method;
+use roster_proto::v1 as pb;
+use serde_json::json;
+
+use crate::harness::{TestServer, assert_scim_error, authed, on_both_backends, send};
+
+on_both_backends!(
+    authentication,
+    tenants_never_see_each_other,
+    bad_input_changes_nothing,
+);
+
+async fn user_count(server: &TestServer) -> i64 {
+    let (status, list) = send(server.scim_req(Method::GET, "/Users?count=0")).await;
+    assert_eq!(status, 200);
+    list["totalResults"].as_i64().expect("totalResults")
+}
+
+async fn authentication(server: &TestServer) {
+    let url = format!("{}/Users", server.scim);
+    // No credential.
+    let (status, err) = send(server.http.get(&url)).await;
+    assert_eq!(status, 401);
+    assert_scim_error(&err, 401, None);
+    // A wrong token, and a POST with one: nothing is created.
+    let (status, err) = send(server.http.get(&url).bearer_auth("rst_nope")).await;
+    assert_eq!(status, 401);
+    assert_scim_error(&err, 401, None);
+    let (status, _) = send(
+        server
+            .http
+            .post(&url)
+            .bearer_auth("not-a-roster-token")
+            .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x"})),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(user_count(server).await, 0);
+    // Okta's "HTTP Header" mode: the token alone.
+    let (status, _) = send(
+        server
+            .http
+            .get(&url)
+            .header("authorization", server.scim_token.as_str()),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+async fn tenants_never_see_each_other(server: &TestServer) {
+    let channel = server.channel().await;
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(channel);
+    admin
+        .create_tenant(authed(
+            &server.operator_token,
+            pb::CreateTenantRequest {
+                name: "acme".into(),
+                password_policy: 0,
+            },
+        ))
+        .await
+        .expect("create tenant");
+    let other = admin
+        .create_token(authed(
+            &server.operator_token,
+            pb::CreateTokenRequest {
+                tenant: "acme".into(),
+                kind: pb::TokenKind::Scim as i32,
+                description: "acme okta".into(),
+            },
+        ))
+        .await
+        .expect("create token")
+        .into_inner()
+        .secret;
+
+    let (status, mine) = send(server.scim_req(Method::POST, "/Users").json(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "shared@example.com"
+    })))
+    .await;
+    assert_eq!(status, 201);
+    let id = mine["id"].as_str().expect("id");
+
+    let as_other = |m: Method, p: &str| {
+        server
+            .http
+            .request(m, format!("{}{p}", server.scim))
+            .bearer_auth(&other)
+    };
+    let (status, _) = send(as_other(Method::GET, &format!("/Users/{id}"))).await;
+    assert_eq!(status, 404);
+    let (_, list) = send(as_other(Method::GET, "/Users")).await;
+    assert_eq!(list["totalResults"], 0);
+    let (status, _) = send(as_other(Method::DELETE, &format!("/Users/{id}"))).await;
+    assert_eq!(status, 404);
+    // The same userName is free in the other tenant.
+    let (status, _) = send(as_other(Method::POST, "/Users").json(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "shared@example.com"
+    })))
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(server.scim_req(Method::GET, &format!("/Users/{id}"))).await;
+    assert_eq!(status, 200);
+}
+
+async fn bad_input_changes_nothing(server: &TestServer) {
+    let post = |body: String| {
+        server
+            .scim_req(Method::POST, "/Users")
+            .header("content-type", "application/scim+json")
+            .body(body)
+    };
+    let (status, err) = send(post("{\"userName\": ".into())).await;
+    assert_eq!(status, 400);
+    assert_scim_error(&err, 400, Some("invalidSyntax"));
+
+    let (status, err) = send(post(
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "displayName": "No Name"})
+            .to_string(),
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert_scim_error(&err, 400, Some("invalidValue"));
+
+    let (status, err) = send(post(
+        json!({"schemas": ["urn:example:not:a:schema"], "userName": "x@example.com"}).to_string(),
+    ))
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        err["scimType"] == "invalidValue" || err["scimType"] == "invalidSyntax",
+        "{err}"
+    );
+
+    let (status, err) =
+        send(server.scim_req(Method::GET, "/Users?filter=userName%20zz%20%22x%22")).await;
+    assert_eq!(status, 400);
+    assert_scim_error(&err, 400, Some("invalidFilter"));
+    let (status, err) =
+        send(server.scim_req(Method::GET, "/Users?filter=noSuchAttribute%20eq%20%22x%22")).await;
+    assert_eq!(status, 400);
+    assert_scim_error(&err, 400, Some("invalidFilter"));
+
+    // Over the 1 MiB body limit.
+    let huge = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "big@example.com",
+        "displayName": "x".repeat(1024 * 1024 + 10)
+    });
+    let (status, err) = send(post(huge.to_string())).await;
+    assert_eq!(status, 413);
+    assert_scim_error(&err, 413, None);
+
+    // An unknown role, and an invalid PATCH: nothing changes.
+    let (status, err) = send(post(
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:roster:2.0:User"],
+            "userName": "role@example.com",
+            "urn:ietf:params:scim:schemas:extension:roster:2.0:User": {"role": "superuser"}
+        })
+        .to_string(),
+    ))
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert_scim_error(&err, 400, Some("invalidValue"));
+    assert_eq!(user_count(server).await, 0);
+
+    let (status, err) = send(server.scim_req(Method::GET, "/Users/does-not-exist")).await;
+    assert_eq!(status, 404);
+    assert_scim_error(&err, 404, None);
+    let (status, err) = send(server.scim_req(Method::GET, "/NoSuchEndpoint")).await;
+    assert_eq!(status, 404);
+    assert_scim_error(&err, 404, None);
+}
