@@ -9,7 +9,7 @@ use time::PrimitiveDateTime;
 
 use super::filter;
 use super::schema::{group_members, groups, users};
-use super::{CHUNK, DbConnection, TxError, new_id, now, unique_violation, utc};
+use super::{CHUNK, DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{
     DomainError, Group, GroupChanges, Member, MemberOp, Page, PageRequest, ScimType,
     validate_display_name,
@@ -52,8 +52,8 @@ fn load_row(conn: &mut DbConnection, tenant_id: &str, id: &str) -> QueryResult<O
         .filter(groups::tenant_id.eq(tenant_id))
         .filter(groups::id.eq(id))
         .select(GroupRow::as_select())
-        .first(conn)
-        .optional()
+        .load(conn)
+        .map(first)
 }
 
 /// The members of each of `group_ids`, with each user's display name (or user name).

@@ -74,7 +74,7 @@ impl DatabaseUrl {
                      PRAGMA foreign_keys = ON;
                      PRAGMA synchronous = NORMAL;
                      PRAGMA case_sensitive_like = ON;
-                     PRAGMA cache_size = -16000;
+                     PRAGMA cache_size = -2000;
                      PRAGMA temp_store = MEMORY;",
                 )
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
@@ -130,6 +130,9 @@ pub struct Store {
     pool: r2d2::Pool<Manager>,
     backend: Backend,
     write_lock: Arc<Mutex<()>>,
+    /// One permit per pooled connection: requests wait for a connection here, asynchronously,
+    /// instead of parking blocking threads on the pool's lock.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +170,7 @@ impl Store {
             pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
+            permits: Arc::new(tokio::sync::Semaphore::new(max_connections.max(1) as usize)),
         })
     }
 
@@ -196,10 +200,20 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>) -> Result<T, DomainError> + Send + 'static,
     {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.run_blocking(f))
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(DomainError::internal)?
+            .map_err(DomainError::internal)?;
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = store.run_blocking(f);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(DomainError::internal)?
     }
 
     /// The synchronous form of [`Store::run`], for the CLI and for code already off the
@@ -385,4 +399,11 @@ pub const CHUNK: usize = 500;
 /// A bad-input error that names the invalid value.
 pub fn invalid(detail: impl Into<String>) -> DomainError {
     DomainError::invalid(ScimType::InvalidValue, detail)
+}
+
+/// The first row of a point lookup. Point lookups load without `LIMIT`: SQLite binds a
+/// `LIMIT ?` parameter into its plan, and re-binding it expires the cached statement, which
+/// then re-compiles on every call.
+pub fn first<T>(rows: Vec<T>) -> Option<T> {
+    rows.into_iter().next()
 }

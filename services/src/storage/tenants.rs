@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::schema::tenants;
-use super::{DbConnection, TxError, new_id, now, unique_violation, utc};
+use super::{DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{DEFAULT_ROLE, DomainError, PasswordPolicy, Tenant, validate_tenant_name};
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -61,8 +61,8 @@ pub fn find_by_name(conn: &mut DbConnection, name: &str) -> Result<Tenant, Domai
     tenants::table
         .filter(tenants::name.eq(name))
         .select(TenantRow::as_select())
-        .first(conn)
-        .optional()?
+        .load(conn)
+        .map(first)?
         .map(TenantRow::into_domain)
         .ok_or_else(|| DomainError::not_found("tenant", name))
 }

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 
 use super::schema::{tenants, tokens};
 use super::tenants::TenantRow;
-use super::{DbConnection, TxError, new_id, now, utc};
+use super::{DbConnection, TxError, first, new_id, now, utc};
 use crate::domain::{DomainError, PasswordPolicy, Principal, Token, TokenKind};
 
 /// Every secret starts with this, so that secret scanners can recognise a leaked one.
@@ -90,8 +90,8 @@ pub fn authenticate(conn: &mut DbConnection, secret: &str) -> Result<Principal, 
         .filter(tokens::secret_hash.eq(&hash))
         .filter(tokens::revoked_at.is_null())
         .select((TokenRow::as_select(), TenantRow::as_select()))
-        .first(conn)
-        .optional()?;
+        .load(conn)
+        .map(first)?;
     let Some((token, tenant)) = found else {
         return Err(DomainError::Unauthenticated);
     };

@@ -7,7 +7,7 @@ use time::PrimitiveDateTime;
 
 use super::filter;
 use super::schema::{group_members, groups, user_emails, users};
-use super::{CHUNK, DbConnection, TxError, new_id, now, unique_violation, utc};
+use super::{CHUNK, DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{
     DomainError, Email, GroupRef, Page, PageRequest, PersonName, User, UserField, UserInput,
 };
@@ -174,8 +174,8 @@ fn load_row(
         .filter(users::tenant_id.eq(tenant_id))
         .filter(users::id.eq(id))
         .select(UserRow::as_select())
-        .first(conn)
-        .optional()
+        .load(conn)
+        .map(first)
 }
 
 /// The groups of each of `user_ids` (one query), ordered by group name.
@@ -206,10 +206,33 @@ fn groups_of(
     Ok(out)
 }
 
+/// The groups of one user (a cacheable statement: no `IN` list).
+fn groups_of_one(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    user_id: &str,
+) -> QueryResult<Vec<GroupRef>> {
+    let rows: Vec<(String, String)> = group_members::table
+        .inner_join(
+            groups::table.on(groups::tenant_id
+                .eq(group_members::tenant_id)
+                .and(groups::id.eq(group_members::group_id))),
+        )
+        .filter(group_members::tenant_id.eq(tenant_id))
+        .filter(group_members::user_id.eq(user_id))
+        .select((groups::id, groups::display_name))
+        .order(groups::display_name_lower)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, display_name)| GroupRef { id, display_name })
+        .collect())
+}
+
 pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> Result<User, DomainError> {
     let row = load_row(conn, tenant_id, id)?.ok_or_else(|| DomainError::not_found("user", id))?;
-    let mut groups = groups_of(conn, tenant_id, &[id])?;
-    row.into_domain(groups.remove(id).unwrap_or_default())
+    let groups = groups_of_one(conn, tenant_id, id)?;
+    row.into_domain(groups)
 }
 
 /// Lists users in id (= creation) order, filtered by a SCIM filter.
@@ -315,9 +338,8 @@ pub fn update(
         None => old_hash.clone(),
     };
     if next == current.attrs && new_hash == old_hash {
-        let mut groups = groups_of(conn, tenant_id, &[upd.id])?;
         return Ok(User {
-            groups: groups.remove(upd.id).unwrap_or_default(),
+            groups: groups_of_one(conn, tenant_id, upd.id)?,
             ..current
         });
     }
@@ -352,8 +374,8 @@ pub fn update(
         .execute(conn)?;
         insert_email_keys(conn, tenant_id, upd.id, &next.email_keys())?;
     }
-    let mut groups = groups_of(conn, tenant_id, &[upd.id])?;
-    Ok(row.into_domain(groups.remove(upd.id).unwrap_or_default())?)
+    let groups = groups_of_one(conn, tenant_id, upd.id)?;
+    Ok(row.into_domain(groups)?)
 }
 
 /// Deletes a user, its e-mail keys and its memberships (keeping member counts right).
@@ -367,8 +389,8 @@ pub fn delete(
         .filter(users::tenant_id.eq(tenant_id))
         .filter(users::id.eq(id))
         .select(users::version)
-        .first(conn)
-        .optional()?;
+        .load(conn)
+        .map(first)?;
     let Some(version) = version else {
         return Err(DomainError::not_found("user", id).into());
     };
