@@ -47,7 +47,7 @@ impl ServiceConfig {
     pub fn new(database_url: impl Into<String>) -> Self {
         ServiceConfig {
             database_url: database_url.into(),
-            pool_size: 8,
+            pool_size: 4,
             migrate: true,
             bootstrap: true,
             hashing_threads: 1,

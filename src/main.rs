@@ -133,9 +133,25 @@ struct DbArgs {
         default_value = "sqlite://roster.db"
     )]
     database_url: String,
-    /// Most database connections kept open.
-    #[arg(long, env = "ROSTER_DB_POOL_SIZE", default_value_t = 8)]
-    pool_size: u32,
+    /// Database connections, each served by its own database thread. Default: the number
+    /// of cores for SQLite (at least 2), 16 for PostgreSQL.
+    #[arg(long, env = "ROSTER_DB_POOL_SIZE")]
+    pool_size: Option<u32>,
+}
+
+impl DbArgs {
+    fn pool_size(&self) -> u32 {
+        self.pool_size.unwrap_or_else(|| {
+            if self.database_url.starts_with("postgres") {
+                16
+            } else {
+                std::thread::available_parallelism()
+                    .map(|n| u32::try_from(n.get()).unwrap_or(2))
+                    .unwrap_or(2)
+                    .max(2)
+            }
+        })
+    }
 }
 
 #[derive(Args)]
@@ -209,7 +225,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             grpc_addr,
         } => runtime()?.block_on(async {
             let service = roster::open_service(&ServiceConfig {
-                pool_size: db.pool_size,
+                pool_size: db.pool_size(),
                 ..ServiceConfig::new(&db.database_url)
             })?;
             let grpc = bind(&grpc_addr, "gRPC").await?;
@@ -242,7 +258,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             migrate,
         } => runtime()?.block_on(async {
             let service = roster::open_service(&ServiceConfig {
-                pool_size: db.pool_size,
+                pool_size: db.pool_size(),
                 migrate,
                 bootstrap: false,
                 ..ServiceConfig::new(&db.database_url)
