@@ -4,7 +4,9 @@
 pub mod convert;
 pub mod status;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use roster_proto::v1 as pb;
 use tokio::sync::Semaphore;
@@ -17,12 +19,53 @@ use crate::domain::{
 use crate::password;
 use crate::storage::{Db, Store, filter, groups, tenants, tokens, users};
 
+/// How long a replica trusts a token it has checked before asking the database again: the
+/// bound on how late a revocation made on another replica takes effect here.
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(1);
+const AUTH_CACHE_MAX: usize = 10_000;
+
+/// Tokens this replica checked in the last [`AUTH_CACHE_TTL`], by the hash of their secret.
+/// Only successful checks are kept; a revocation made here clears it at once.
+#[derive(Default)]
+struct AuthCache {
+    entries: Mutex<HashMap<String, (Principal, Instant)>>,
+}
+
+impl AuthCache {
+    fn get(&self, key: &str) -> Option<Principal> {
+        let entries = self.entries.lock().ok()?;
+        match entries.get(key) {
+            Some((p, at)) if at.elapsed() < AUTH_CACHE_TTL => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: String, principal: Principal) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= AUTH_CACHE_MAX {
+                entries.retain(|_, (_, at)| at.elapsed() < AUTH_CACHE_TTL);
+                if entries.len() >= AUTH_CACHE_MAX {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (principal, Instant::now()));
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
 /// The gRPC API over one store. Cheap to clone.
 #[derive(Clone)]
 pub struct Api {
     store: Store,
     /// Bounds concurrent Argon2 hashing so that it never starves other requests.
     hashing: Arc<Semaphore>,
+    auth: Arc<AuthCache>,
 }
 
 impl Api {
@@ -30,6 +73,7 @@ impl Api {
         Api {
             store,
             hashing: Arc::new(Semaphore::new(hashing_threads.max(1))),
+            auth: Arc::new(AuthCache::default()),
         }
     }
 
@@ -39,13 +83,25 @@ impl Api {
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
     {
-        self.store
+        let key = tokens::hash_secret(&token);
+        if let Some(principal) = self.auth.get(&key) {
+            return self
+                .store
+                .run(move |db| f(db, &principal))
+                .await
+                .map_err(Status::from);
+        }
+        let (principal, result) = self
+            .store
             .run(move |db| {
                 let principal = tokens::authenticate(db.conn, &token)?;
-                f(db, &principal)
+                let result = f(db, &principal);
+                Ok((principal, result))
             })
             .await
-            .map_err(Status::from)
+            .map_err(Status::from)?;
+        self.auth.put(key, principal);
+        result.map_err(Status::from)
     }
 
     async fn principal(&self, token: String) -> Result<Principal, Status> {
@@ -527,6 +583,8 @@ impl pb::admin_service_server::AdminService for Api {
             db.write(|c| tokens::revoke(c, &p.tenant_id, &req.id))
         })
         .await?;
+        // At once here; other replicas stop trusting it within AUTH_CACHE_TTL.
+        self.auth.clear();
         Ok(Response::new(()))
     }
 }

@@ -185,6 +185,24 @@ fn always_group(value: bool) -> Expr<groups::table> {
     Box::new(diesel::dsl::sql::<Bool>(if value { "1=1" } else { "1=0" }))
 }
 
+/// The value of a filter that is exactly `<attribute> eq "<value>"` on the named attribute of
+/// the core schema (compared without letter case), e.g. Okta's `userName eq "…"` lookup: such a
+/// filter is a point lookup on a unique index, served without a dynamic query.
+pub fn unique_eq<'f>(f: &'f Filter, attribute: &str) -> Option<&'f str> {
+    match f {
+        Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(v)))
+            if path.sub_attr.is_none()
+                && path.name.eq_ignore_ascii_case(attribute)
+                && path.uri.as_deref().is_none_or(|u| {
+                    u.eq_ignore_ascii_case(USER_URN) || u.eq_ignore_ascii_case(GROUP_URN)
+                }) =>
+        {
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
 /// Compiles a filter over users of `tenant_id`.
 pub fn users(f: &Filter, tenant_id: &str) -> Result<Expr<users::table>, DomainError> {
     Ok(match f {

@@ -116,6 +116,36 @@ pub fn list(
     page: &PageRequest,
     with_members: bool,
 ) -> Result<Page<Group>, DomainError> {
+    if let Some(name) = filter.and_then(|f| filter::unique_eq(f, "displayName")) {
+        let rows: Vec<GroupRow> = groups::table
+            .filter(groups::tenant_id.eq(tenant_id))
+            .filter(groups::display_name_lower.eq(name.to_lowercase()))
+            .select(GroupRow::as_select())
+            .load(conn)?;
+        let total = rows.len() as i64;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows
+            .into_iter()
+            .filter(|r| page.after.as_ref().is_none_or(|a| r.id > *a))
+            .skip(usize::try_from(page.skip).unwrap_or(0))
+        {
+            let members = if with_members {
+                Some(
+                    members_of(conn, tenant_id, &[row.id.as_str()])?
+                        .remove(&row.id)
+                        .unwrap_or_default(),
+                )
+            } else {
+                None
+            };
+            items.push(row.into_domain(members));
+        }
+        return Ok(Page {
+            items,
+            next_after: None,
+            total,
+        });
+    }
     let mut query = groups::table
         .filter(groups::tenant_id.eq(tenant_id.to_owned()))
         .select(GroupRow::as_select())

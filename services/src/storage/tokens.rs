@@ -28,7 +28,8 @@ struct TokenRow {
     revoked_at: Option<time::PrimitiveDateTime>,
 }
 
-fn hash_secret(secret: &str) -> String {
+/// The stored form of a secret: the hex SHA-256.
+pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 

@@ -242,6 +242,20 @@ pub fn list(
     filter: Option<&filter::Filter>,
     page: &PageRequest,
 ) -> Result<Page<User>, DomainError> {
+    if let Some(user_name) = filter.and_then(|f| filter::unique_eq(f, "userName")) {
+        let rows: Vec<UserRow> = users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::user_name_lower.eq(user_name.to_lowercase()))
+            .select(UserRow::as_select())
+            .load(conn)?;
+        let total = rows.len() as i64;
+        let rows = rows
+            .into_iter()
+            .filter(|r| page.after.as_ref().is_none_or(|a| r.id > *a))
+            .skip(usize::try_from(page.skip).unwrap_or(0))
+            .collect();
+        return finish_page(conn, tenant_id, rows, page.size, total);
+    }
     let mut query = users::table
         .filter(users::tenant_id.eq(tenant_id.to_owned()))
         .select(UserRow::as_select())
@@ -276,8 +290,13 @@ fn finish_page(
 ) -> Result<Page<User>, DomainError> {
     let more = rows.len() as i64 > size;
     rows.truncate(usize::try_from(size).unwrap_or(0));
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let mut groups = groups_of(conn, tenant_id, &ids)?;
+    let mut groups = match rows.as_slice() {
+        [one] => HashMap::from([(one.id.clone(), groups_of_one(conn, tenant_id, &one.id)?)]),
+        _ => {
+            let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            groups_of(conn, tenant_id, &ids)?
+        }
+    };
     let next_after = if more {
         rows.last().map(|r| r.id.clone())
     } else {
