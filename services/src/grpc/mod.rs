@@ -13,10 +13,11 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    DEFAULT_ROLE, DomainError, GroupChanges, PageRequest, PasswordPolicy, Principal, TokenKind,
-    UserField,
+    DEFAULT_ROLE, DomainError, GroupChanges, Page, PageRequest, PasswordPolicy, Principal,
+    TokenKind, UserField,
 };
 use crate::password;
+use crate::storage::paging::{HintKey, PageHints};
 use crate::storage::{Db, Store, filter, groups, tenants, tokens, users};
 
 /// How long a replica trusts a token it has checked before asking the database again: the
@@ -66,6 +67,7 @@ pub struct Api {
     /// Bounds concurrent Argon2 hashing so that it never starves other requests.
     hashing: Arc<Semaphore>,
     auth: Arc<AuthCache>,
+    hints: Arc<PageHints>,
 }
 
 impl Api {
@@ -74,6 +76,7 @@ impl Api {
             store,
             hashing: Arc::new(Semaphore::new(hashing_threads.max(1))),
             auth: Arc::new(AuthCache::default()),
+            hints: Arc::new(PageHints::default()),
         }
     }
 
@@ -201,9 +204,12 @@ impl pb::user_service_server::UserService for Api {
         let req = request.into_inner();
         let page = page_request(req.page_size, &req.page_token, req.skip)?;
         let filter = filter::parse(&req.filter).map_err(Status::from)?;
+        let hints = Arc::clone(&self.hints);
         let found = self
             .call(token, move |db, p| {
-                users::list(db.conn, &p.tenant_id, filter.as_ref(), &page)
+                paged(&hints, p, "users", req.filter, page, |page, total| {
+                    users::list(db.conn, &p.tenant_id, filter.as_ref(), page, total)
+                })
             })
             .await?;
         Ok(Response::new(pb::ListUsersResponse {
@@ -275,6 +281,57 @@ impl pb::user_service_server::UserService for Api {
     }
 }
 
+/// Runs a list query, continuing an index-paged listing from where this replica saw the
+/// previous page end (see `storage::paging`), and remembers where this page ends.
+fn paged<T: Keyed>(
+    hints: &PageHints,
+    p: &Principal,
+    resource: &'static str,
+    filter: String,
+    mut page: PageRequest,
+    list: impl FnOnce(&PageRequest, Option<i64>) -> Result<Page<T>, DomainError>,
+) -> Result<Page<T>, DomainError> {
+    let key = HintKey {
+        tenant_id: p.tenant_id.clone(),
+        resource,
+        filter,
+        position: page.skip,
+    };
+    let indexed = page.after.is_none();
+    let mut known = None;
+    if indexed
+        && page.skip > 0
+        && let Some(c) = hints.get(&key)
+    {
+        page.after = Some(c.after);
+        page.skip = 0;
+        known = c.total;
+    }
+    let counted = known.map_or_else(Instant::now, |(_, at)| at);
+    let found = list(&page, known.map(|(total, _)| total))?;
+    if indexed && let Some(last) = found.items.last() {
+        hints.record(key, found.items.len(), last.key(), found.total, counted);
+    }
+    Ok(found)
+}
+
+/// What keyset paging continues after.
+trait Keyed {
+    fn key(&self) -> &str;
+}
+
+impl Keyed for crate::domain::User {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Keyed for crate::domain::Group {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
 fn page_request(size: i32, token: &str, skip: i32) -> Result<PageRequest, Status> {
     Ok(PageRequest {
         size: convert::page_size(size).map_err(Status::from)?,
@@ -340,9 +397,12 @@ impl pb::group_service_server::GroupService for Api {
         let page = page_request(req.page_size, &req.page_token, req.skip)?;
         let filter = filter::parse(&req.filter).map_err(Status::from)?;
         let full = convert::with_members(req.view);
+        let hints = Arc::clone(&self.hints);
         let found = self
             .call(token, move |db, p| {
-                groups::list(db.conn, &p.tenant_id, filter.as_ref(), &page, full)
+                paged(&hints, p, "groups", req.filter, page, |page, total| {
+                    groups::list(db.conn, &p.tenant_id, filter.as_ref(), page, full, total)
+                })
             })
             .await?;
         Ok(Response::new(pb::ListGroupsResponse {

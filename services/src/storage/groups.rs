@@ -115,6 +115,7 @@ pub fn list(
     filter: Option<&filter::Filter>,
     page: &PageRequest,
     with_members: bool,
+    known_total: Option<i64>,
 ) -> Result<Page<Group>, DomainError> {
     if let Some(name) = filter.and_then(|f| filter::unique_eq(f, "displayName")) {
         let rows: Vec<GroupRow> = groups::table
@@ -158,7 +159,10 @@ pub fn list(
         query = query.filter(filter::groups(f, tenant_id)?);
         count = count.filter(filter::groups(f, tenant_id)?);
     }
-    let total: i64 = count.get_result(conn)?;
+    let total: i64 = match known_total {
+        Some(total) => total,
+        None => count.get_result(conn)?,
+    };
     if let Some(after) = &page.after {
         query = query.filter(groups::id.gt(after.clone()));
     } else if page.skip > 0 {

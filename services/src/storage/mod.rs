@@ -6,6 +6,7 @@
 
 pub mod filter;
 pub mod groups;
+pub mod paging;
 pub mod schema;
 pub mod tenants;
 pub mod tokens;

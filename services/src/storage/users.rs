@@ -241,6 +241,7 @@ pub fn list(
     tenant_id: &str,
     filter: Option<&filter::Filter>,
     page: &PageRequest,
+    known_total: Option<i64>,
 ) -> Result<Page<User>, DomainError> {
     if let Some(user_name) = filter.and_then(|f| filter::unique_eq(f, "userName")) {
         let rows: Vec<UserRow> = users::table
@@ -268,7 +269,10 @@ pub fn list(
         query = query.filter(filter::users(f, tenant_id)?);
         count = count.filter(filter::users(f, tenant_id)?);
     }
-    let total: i64 = count.get_result(conn)?;
+    let total: i64 = match known_total {
+        Some(total) => total,
+        None => count.get_result(conn)?,
+    };
     if let Some(after) = &page.after {
         query = query.filter(users::id.gt(after.clone()));
     } else if page.skip > 0 {
