@@ -43,7 +43,6 @@ CREATE TABLE users (
 );
 CREATE UNIQUE INDEX users_user_name ON users (tenant_id, user_name_lower);
 CREATE INDEX users_external_id ON users (tenant_id, external_id);
-CREATE INDEX users_display_name ON users (tenant_id, display_name);
 
 -- One row per e-mail address (lower-cased), for `emails.value eq "..."` lookups.
 CREATE TABLE user_emails (

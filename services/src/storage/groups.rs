@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
 use super::filter;
+use super::on_backend;
 use super::schema::{group_members, groups, users};
 use super::{CHUNK, DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{
@@ -48,12 +49,12 @@ impl GroupRow {
 }
 
 fn load_row(conn: &mut DbConnection, tenant_id: &str, id: &str) -> QueryResult<Option<GroupRow>> {
-    groups::table
+    on_backend!(conn, |c| groups::table
         .filter(groups::tenant_id.eq(tenant_id))
         .filter(groups::id.eq(id))
         .select(GroupRow::as_select())
-        .load(conn)
-        .map(first)
+        .load(c))
+    .map(first)
 }
 
 /// The members of each of `group_ids`, with each user's display name (or user name).

@@ -451,21 +451,21 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Inserts many rows in one statement. Diesel's batch insert does not go through the
-/// backend-neutral connection, so this dispatches to the concrete one (same SQL on both).
-macro_rules! batch_insert {
-    ($conn:expr, $table:expr, $rows:expr) => {
+/// Runs a query, written once, on the concrete connection of either backend.
+///
+/// Through the backend-neutral connection diesel rebuilds a query's SQL text on every call
+/// to find its cached statement; on the concrete connection a query with a fixed shape is
+/// found by its type. Hot queries go through here (and batch inserts must: they do not pass
+/// through the neutral connection at all).
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
-            $crate::storage::DbConnection::Sqlite(c) => {
-                diesel::insert_into($table).values($rows).execute(c)
-            }
-            $crate::storage::DbConnection::Postgres(c) => {
-                diesel::insert_into($table).values($rows).execute(c)
-            }
+            $crate::storage::DbConnection::Sqlite($c) => $body,
+            $crate::storage::DbConnection::Postgres($c) => $body,
         }
     };
 }
-pub(crate) use batch_insert;
+pub(crate) use on_backend;
 
 /// Rows are inserted and looked up in chunks of this many bound values.
 pub const CHUNK: usize = 500;

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::on_backend;
 use super::schema::{tenants, tokens};
 use super::tenants::TenantRow;
 use super::{DbConnection, TxError, first, new_id, now, utc};
@@ -86,13 +87,13 @@ pub fn authenticate(conn: &mut DbConnection, secret: &str) -> Result<Principal, 
         return Err(DomainError::Unauthenticated);
     }
     let hash = hash_secret(secret);
-    let found: Option<(TokenRow, TenantRow)> = tokens::table
+    let found: Option<(TokenRow, TenantRow)> = on_backend!(conn, |c| tokens::table
         .inner_join(tenants::table.on(tenants::id.eq(tokens::tenant_id)))
         .filter(tokens::secret_hash.eq(&hash))
         .filter(tokens::revoked_at.is_null())
         .select((TokenRow::as_select(), TenantRow::as_select()))
-        .load(conn)
-        .map(first)?;
+        .load(c))
+    .map(first)?;
     let Some((token, tenant)) = found else {
         return Err(DomainError::Unauthenticated);
     };

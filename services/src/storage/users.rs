@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
 use super::filter;
+use super::on_backend;
 use super::schema::{group_members, groups, user_emails, users};
 use super::{CHUNK, DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{
@@ -142,7 +143,9 @@ fn insert_email_keys(
         })
         .collect();
     for chunk in rows.chunks(CHUNK / 3) {
-        super::batch_insert!(conn, user_emails::table, chunk)?;
+        on_backend!(conn, |c| diesel::insert_into(user_emails::table)
+            .values(chunk)
+            .execute(c))?;
     }
     Ok(())
 }
@@ -157,10 +160,10 @@ pub fn create(
     input.validate()?;
     let at = now();
     let row = UserRow::new(tenant_id, new_id(), input, password_hash, 1, at, at)?;
-    diesel::insert_into(users::table)
+    on_backend!(conn, |c| diesel::insert_into(users::table)
         .values(&row)
-        .execute(conn)
-        .map_err(|e| unique_violation(e, "userName", &input.user_name))?;
+        .execute(c))
+    .map_err(|e| unique_violation(e, "userName", &input.user_name))?;
     insert_email_keys(conn, tenant_id, &row.id, &input.email_keys())?;
     Ok(row.into_domain(Vec::new())?)
 }
@@ -170,12 +173,12 @@ fn load_row(
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<UserRow>, diesel::result::Error> {
-    users::table
+    on_backend!(conn, |c| users::table
         .filter(users::tenant_id.eq(tenant_id))
         .filter(users::id.eq(id))
         .select(UserRow::as_select())
-        .load(conn)
-        .map(first)
+        .load(c))
+    .map(first)
 }
 
 /// The groups of each of `user_ids` (one query), ordered by group name.
@@ -212,7 +215,7 @@ fn groups_of_one(
     tenant_id: &str,
     user_id: &str,
 ) -> QueryResult<Vec<GroupRef>> {
-    let rows: Vec<(String, String)> = group_members::table
+    let rows: Vec<(String, String)> = on_backend!(conn, |c| group_members::table
         .inner_join(
             groups::table.on(groups::tenant_id
                 .eq(group_members::tenant_id)
@@ -222,7 +225,7 @@ fn groups_of_one(
         .filter(group_members::user_id.eq(user_id))
         .select((groups::id, groups::display_name))
         .order(groups::display_name_lower)
-        .load(conn)?;
+        .load(c))?;
     Ok(rows
         .into_iter()
         .map(|(id, display_name)| GroupRef { id, display_name })
@@ -244,11 +247,11 @@ pub fn list(
     known_total: Option<i64>,
 ) -> Result<Page<User>, DomainError> {
     if let Some(user_name) = filter.and_then(|f| filter::unique_eq(f, "userName")) {
-        let rows: Vec<UserRow> = users::table
+        let rows: Vec<UserRow> = on_backend!(conn, |c| users::table
             .filter(users::tenant_id.eq(tenant_id))
             .filter(users::user_name_lower.eq(user_name.to_lowercase()))
             .select(UserRow::as_select())
-            .load(conn)?;
+            .load(c))?;
         let total = rows.len() as i64;
         let rows = rows
             .into_iter()
@@ -375,14 +378,14 @@ pub fn update(
         created_at,
         now(),
     )?;
-    let n = diesel::update(
+    let n = on_backend!(conn, |c| diesel::update(
         users::table
             .filter(users::tenant_id.eq(tenant_id))
             .filter(users::id.eq(upd.id))
             .filter(users::version.eq(old_version)),
     )
     .set(&row)
-    .execute(conn)
+    .execute(c))
     .map_err(|e| unique_violation(e, "userName", &next.user_name))?;
     if n == 0 {
         // Someone else wrote between our read and our write (PostgreSQL): start over.
