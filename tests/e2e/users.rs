@@ -10,6 +10,7 @@ on_both_backends!(
     import_pages_in_a_stable_order,
     entra_user_patches,
     put_replaces_the_whole_user,
+    concurrent_creates_each_get_their_own_answer,
 );
 
 fn okta_user(user_name: &str) -> Value {
@@ -330,4 +331,35 @@ async fn put_replaces_the_whole_user(server: &TestServer) {
     assert_eq!(status, 412, "{err}");
     let (_, after) = send(server.scim_req(Method::GET, &format!("/Users/{id}"))).await;
     assert_eq!(after["active"], false);
+}
+
+/// Concurrent creates: of each userName (in any letter case) exactly one wins, and a
+/// failure never takes the others down with it (on SQLite they share one group commit).
+async fn concurrent_creates_each_get_their_own_answer(server: &TestServer) {
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let name = if i % 2 == 0 {
+            format!("race{}@example.com", i / 4)
+        } else {
+            format!("RACE{}@EXAMPLE.COM", i / 4)
+        };
+        let req = server.scim_req(Method::POST, "/Users").json(&okta_user(&name));
+        tasks.push(tokio::spawn(async move { send(req).await }));
+    }
+    let mut created = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        let (status, body) = t.await.expect("task");
+        match status.as_u16() {
+            201 => created += 1,
+            409 => {
+                assert_scim_error(&body, 409, Some("uniqueness"));
+                conflicts += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((created, conflicts), (10, 30));
+    let (_, list) = send(server.scim_req(Method::GET, "/Users?count=0")).await;
+    assert_eq!(list["totalResults"], 10);
 }

@@ -80,29 +80,50 @@ impl Api {
         }
     }
 
-    /// Authenticates the caller and runs `f` on one pooled connection, off the async workers.
+    /// Authenticates the caller and runs `f` (which only reads) on a database thread.
     async fn call<T, F>(&self, token: String, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
+    {
+        self.call_as(false, token, f).await
+    }
+
+    /// Authenticates the caller and runs `f`, which writes, through the store's write path.
+    async fn call_write<T, F>(&self, token: String, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
+    {
+        self.call_as(true, token, f).await
+    }
+
+    async fn call_as<T, F>(&self, write: bool, token: String, f: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
     {
         let key = tokens::hash_secret(&token);
         if let Some(principal) = self.auth.get(&key) {
-            return self
-                .store
-                .run(move |db| f(db, &principal))
-                .await
-                .map_err(Status::from);
+            let job = move |db: &mut Db<'_>| f(db, &principal);
+            let result = if write {
+                self.store.run_write(job).await
+            } else {
+                self.store.run(job).await
+            };
+            return result.map_err(Status::from);
         }
-        let (principal, result) = self
-            .store
-            .run(move |db| {
-                let principal = tokens::authenticate(db.conn, &token)?;
-                let result = f(db, &principal);
-                Ok((principal, result))
-            })
-            .await
-            .map_err(Status::from)?;
+        let job = move |db: &mut Db<'_>| {
+            let principal = tokens::authenticate(db.conn, &token)?;
+            let result = f(db, &principal);
+            Ok((principal, result))
+        };
+        let (principal, result) = if write {
+            self.store.run_write(job).await
+        } else {
+            self.store.run(job).await
+        }
+        .map_err(Status::from)?;
         self.auth.put(key, principal);
         result.map_err(Status::from)
     }
@@ -165,7 +186,7 @@ impl pb::user_service_server::UserService for Api {
         let input = convert::user_input(user);
         let created = match password {
             None => {
-                self.call(token, move |db, p| {
+                self.call_write(token, move |db, p| {
                     db.write(|c| users::create(c, &p.tenant_id, &input, None))
                 })
                 .await?
@@ -173,7 +194,7 @@ impl pb::user_service_server::UserService for Api {
             Some(password) => {
                 let principal = self.principal(token.clone()).await?;
                 let hash = self.password_hash(&principal, password).await?;
-                self.call(token, move |db, p| {
+                self.call_write(token, move |db, p| {
                     db.write(|c| users::create(c, &p.tenant_id, &input, hash.clone()))
                 })
                 .await?
@@ -251,7 +272,7 @@ impl pb::user_service_server::UserService for Api {
         };
         let input = convert::user_input(user);
         let updated = self
-            .call(token, move |db, p| {
+            .call_write(token, move |db, p| {
                 let upd = users::UserUpdate {
                     id: &id,
                     input: &input,
@@ -273,7 +294,7 @@ impl pb::user_service_server::UserService for Api {
         let token = bearer(&request)?;
         let req = request.into_inner();
         let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
-        self.call(token, move |db, p| {
+        self.call_write(token, move |db, p| {
             db.write(|c| users::delete(c, &p.tenant_id, &req.id, expected))
         })
         .await?;
@@ -355,7 +376,7 @@ impl pb::group_service_server::GroupService for Api {
             .ok_or_else(|| Status::invalid_argument("group is required"))?;
         let members: Vec<String> = group.members.into_iter().map(|m| m.user_id).collect();
         let created = self
-            .call(token, move |db, p| {
+            .call_write(token, move |db, p| {
                 let id = db.write(|c| {
                     groups::create(
                         c,
@@ -449,7 +470,7 @@ impl pb::group_service_server::GroupService for Api {
         let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
         let id = group.id;
         let updated = self
-            .call(token, move |db, p| {
+            .call_write(token, move |db, p| {
                 db.write(|c| groups::update(c, &p.tenant_id, &id, &changes, &ops, expected))?;
                 groups::get(db.conn, &p.tenant_id, &id, full)
             })
@@ -465,7 +486,7 @@ impl pb::group_service_server::GroupService for Api {
         let token = bearer(&request)?;
         let req = request.into_inner();
         let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
-        self.call(token, move |db, p| {
+        self.call_write(token, move |db, p| {
             db.write(|c| groups::delete(c, &p.tenant_id, &req.id, expected))
         })
         .await?;
@@ -523,7 +544,7 @@ impl Api {
         let ops = [op(req.user_ids)];
         let id = req.group_id;
         let group = self
-            .call(token, move |db, p| {
+            .call_write(token, move |db, p| {
                 db.write(|c| {
                     groups::update(c, &p.tenant_id, &id, &GroupChanges::default(), &ops, None)
                 })?;
@@ -545,7 +566,7 @@ impl pb::admin_service_server::AdminService for Api {
         let req = request.into_inner();
         let policy = convert::password_policy_from(req.password_policy);
         let tenant = self
-            .call(token, move |db, p| {
+            .call_write(token, move |db, p| {
                 p.require_operator()?;
                 db.write(|c| tenants::create(c, &req.name, policy))
             })
@@ -597,7 +618,7 @@ impl pb::admin_service_server::AdminService for Api {
         let req = request.into_inner();
         let kind = convert::token_kind_from(req.kind);
         let (created, secret) = self
-            .call(token, move |db, p| {
+            .call_write(token, move |db, p| {
                 p.require_admin()?;
                 if kind == TokenKind::Operator {
                     p.require_operator()?;
@@ -638,7 +659,7 @@ impl pb::admin_service_server::AdminService for Api {
     ) -> Result<Response<()>, Status> {
         let token = bearer(&request)?;
         let req = request.into_inner();
-        self.call(token, move |db, p| {
+        self.call_write(token, move |db, p| {
             p.require_admin()?;
             db.write(|c| tokens::revoke(c, &p.tenant_id, &req.id))
         })

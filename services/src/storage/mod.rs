@@ -175,7 +175,17 @@ type Job = Box<dyn FnOnce(&Shared) + Send>;
 pub struct Store {
     shared: Arc<Shared>,
     jobs: crossbeam_channel::Sender<Job>,
+    /// SQLite only: the one writer thread's queue (see [`writer_loop`]).
+    writes: Option<crossbeam_channel::Sender<WriteJob>>,
 }
+
+/// What a write job hands back: whether it succeeded, and how to answer its caller once the
+/// transaction it ran in has committed (`None`) or failed to (`Some(error)`).
+type Finish = Box<dyn FnOnce(Option<&DieselError>) + Send>;
+type WriteJob = Box<dyn FnOnce(&mut Db<'_>) -> (bool, Finish) + Send>;
+
+/// Most write jobs committed together.
+const MAX_GROUP_COMMIT: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -204,7 +214,8 @@ impl Store {
         // Fail now, with the real error, rather than inside the pool's retry loop.
         drop(url.establish()?);
         let pool = r2d2::Pool::builder()
-            .max_size(connections)
+            // One more for SQLite's writer thread.
+            .max_size(connections + 1)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .test_on_check_out(false)
@@ -216,6 +227,17 @@ impl Store {
             write_lock: Mutex::new(()),
         });
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let writes = if backend == Backend::Sqlite {
+            let (writes, write_queue) = crossbeam_channel::unbounded::<WriteJob>();
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("roster-db-writer".into())
+                .spawn(move || writer_loop(&shared, &write_queue))
+                .map_err(|e| StoreError::Pool(format!("cannot start the writer thread: {e}")))?;
+            Some(writes)
+        } else {
+            None
+        };
         for n in 0..connections {
             let queue = queue.clone();
             let shared = Arc::clone(&shared);
@@ -224,12 +246,21 @@ impl Store {
                 .spawn(move || {
                     // Ends when every Store handle is gone.
                     while let Ok(job) = queue.recv() {
-                        job(&shared);
+                        // A panic in one job must not take the thread down with it.
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&shared)))
+                            .is_err()
+                        {
+                            tracing::error!("a database job panicked");
+                        }
                     }
                 })
                 .map_err(|e| StoreError::Pool(format!("cannot start a database thread: {e}")))?;
         }
-        Ok(Store { shared, jobs })
+        Ok(Store {
+            shared,
+            jobs,
+            writes,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -273,6 +304,39 @@ impl Store {
             .map_err(|_| DomainError::internal("a database thread dropped a request"))?
     }
 
+    /// Runs `f`, which writes through [`Db::write`], like [`Store::run`]. On SQLite it goes to
+    /// the writer thread, which commits concurrent writes together: each in a savepoint of one
+    /// transaction, so that one's failure undoes only its own changes, and each caller answered
+    /// only once the whole transaction has committed.
+    pub async fn run_write<T, F>(&self, f: F) -> Result<T, DomainError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db<'_>) -> Result<T, DomainError> + Send + 'static,
+    {
+        let Some(writes) = &self.writes else {
+            return self.run(f).await;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: WriteJob = Box::new(move |db: &mut Db<'_>| {
+            let result = f(db);
+            let ok = result.is_ok();
+            let finish: Finish = Box::new(move |commit_error: Option<&DieselError>| {
+                let answer = match commit_error {
+                    None => result,
+                    Some(e) => Err(DomainError::internal(e.to_string())),
+                };
+                let _ = reply.send(answer);
+            });
+            (ok, finish)
+        });
+        writes
+            .send(job)
+            .map_err(|_| DomainError::internal("the writer thread has stopped"))?;
+        answer
+            .await
+            .map_err(|_| DomainError::internal("the writer thread dropped a request"))?
+    }
+
     /// The synchronous form of [`Store::run`], on the calling thread (for the CLI and
     /// start-up).
     pub fn run_blocking<T>(
@@ -293,6 +357,7 @@ impl Shared {
             let mut db = Db {
                 conn: &mut pooled.conn,
                 write_lock: &self.write_lock,
+                batched: false,
             };
             f(&mut db)
         };
@@ -309,6 +374,101 @@ impl Shared {
 pub struct Db<'a> {
     pub(crate) conn: &'a mut DbConnection,
     write_lock: &'a Mutex<()>,
+    /// Inside the SQLite writer's transaction (a savepoint of it): writes need no
+    /// transaction of their own.
+    batched: bool,
+}
+
+/// The SQLite writer: takes the queued write jobs, runs each in a savepoint of one
+/// `BEGIN IMMEDIATE` transaction, commits once, then answers every caller. Under load a commit
+/// carries many writes, so the pages they share are written to the WAL once.
+fn writer_loop(shared: &Shared, queue: &crossbeam_channel::Receiver<WriteJob>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP_COMMIT {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let finishes = run_batch(shared, batch);
+        for (finish, error) in finishes {
+            finish(error.as_ref());
+        }
+    }
+}
+
+/// Runs a batch of write jobs in one transaction; returns how to answer each.
+fn run_batch(shared: &Shared, batch: Vec<WriteJob>) -> Vec<(Finish, Option<DieselError>)> {
+    let mut pooled = match shared.pool.get() {
+        Ok(p) => p,
+        Err(e) => {
+            let message = e.to_string();
+            return batch
+                .into_iter()
+                .map(|job| fail_unrun(job, &message))
+                .collect();
+        }
+    };
+    let _guard = shared.write_lock.lock();
+    if let Err(e) = pooled.conn.batch_execute("BEGIN IMMEDIATE") {
+        let message = e.to_string();
+        return batch
+            .into_iter()
+            .map(|job| fail_unrun(job, &message))
+            .collect();
+    }
+    let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = pooled.conn.batch_execute("SAVEPOINT job");
+        let (ok, finish) = {
+            let mut db = Db {
+                conn: &mut pooled.conn,
+                write_lock: &shared.write_lock,
+                batched: savepoint.is_ok(),
+            };
+            // A panic in one job must not take the writer down with it.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut db))).unwrap_or_else(
+                |_| {
+                    tracing::error!("a write job panicked");
+                    (false, Box::new(|_: Option<&DieselError>| {}) as Finish)
+                },
+            )
+        };
+        let undo = if ok {
+            pooled.conn.batch_execute("RELEASE job")
+        } else {
+            pooled.conn.batch_execute("ROLLBACK TO job; RELEASE job")
+        };
+        if let Err(e) = undo {
+            tracing::error!(error = %e, "a savepoint of the writer's transaction failed");
+        }
+        finishes.push(finish);
+    }
+    let commit = pooled.conn.batch_execute("COMMIT");
+    if commit.is_err() {
+        let _ = pooled.conn.batch_execute("ROLLBACK");
+    }
+    let error = commit.err();
+    let message = error.as_ref().map(|e| e.to_string());
+    finishes
+        .into_iter()
+        .map(|finish| {
+            let e = message
+                .as_ref()
+                .map(|m| DieselError::QueryBuilderError(m.clone().into()));
+            (finish, e)
+        })
+        .collect()
+}
+
+/// Answers a job that never ran because the transaction could not begin.
+fn fail_unrun(job: WriteJob, message: &str) -> (Finish, Option<DieselError>) {
+    let message = message.to_owned();
+    let finish: Finish = Box::new(move |_| {
+        drop(job);
+    });
+    (finish, Some(DieselError::QueryBuilderError(message.into())))
 }
 
 /// How many times a write transaction is tried when the database reports a serialization
@@ -325,6 +485,17 @@ impl Db<'_> {
         &mut self,
         mut f: impl FnMut(&mut DbConnection) -> Result<T, TxError>,
     ) -> Result<T, DomainError> {
+        if self.batched {
+            // One writer, so no concurrent change can make this attempt stale.
+            return match f(self.conn) {
+                Ok(v) => Ok(v),
+                Err(TxError::Retry) => {
+                    Err(DomainError::internal("a batched write was asked to retry"))
+                }
+                Err(TxError::Db(e)) => Err(map_db_error(e)),
+                Err(TxError::Domain(e)) => Err(e),
+            };
+        }
         for _ in 0..WRITE_ATTEMPTS {
             let outcome = match self.conn {
                 DbConnection::Sqlite(_) => {
