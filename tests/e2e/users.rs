@@ -343,7 +343,9 @@ async fn concurrent_creates_each_get_their_own_answer(server: &TestServer) {
         } else {
             format!("RACE{}@EXAMPLE.COM", i / 4)
         };
-        let req = server.scim_req(Method::POST, "/Users").json(&okta_user(&name));
+        let req = server
+            .scim_req(Method::POST, "/Users")
+            .json(&okta_user(&name));
         tasks.push(tokio::spawn(async move { send(req).await }));
     }
     let mut created = 0;
