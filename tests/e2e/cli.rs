@@ -15,17 +15,22 @@ fn roster(args: &[&str]) -> std::process::Output {
         .expect("run roster")
 }
 
+fn explain(out: &std::process::Output) -> String {
+    format!(
+        "{:?}; stdout {:?}; stderr {:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 #[tokio::test]
 async fn token_create_prints_a_working_token_and_nothing_else() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let server = TestServer::start(backend).await;
         let db = server.database_url.clone();
         let out = roster(&["migrate", "--database-url", &db]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", explain(&out));
         let out = roster(&[
             "token",
             "create",
@@ -36,11 +41,7 @@ async fn token_create_prints_a_working_token_and_nothing_else() {
             "--kind",
             "scim",
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", explain(&out));
         let stdout = String::from_utf8(out.stdout).expect("utf-8");
         let secret = stdout.trim();
         assert_eq!(stdout.lines().count(), 1, "the secret alone: {stdout:?}");
@@ -60,7 +61,9 @@ async fn token_create_prints_a_working_token_and_nothing_else() {
         let out = roster(&["tenant", "create", "--database-url", &db, "beta"]);
         assert!(
             out.status.success(),
-            "{}",
+            "{backend:?}: {:?} stdout {:?} stderr {:?}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         let out = roster(&["tenant", "create", "--database-url", &db, "Bad Name"]);

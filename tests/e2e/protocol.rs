@@ -151,7 +151,19 @@ async fn bad_input_changes_nothing(server: &TestServer) {
         "userName": "big@example.com",
         "displayName": "x".repeat(1024 * 1024 + 10)
     });
-    let (status, err) = send(post(huge.to_string())).await;
+    // Over HTTP/2: the server answers 413 before reading the body, and HTTP/1.1 then closes a
+    // connection the client is still writing to (a broken pipe instead of the answer).
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let (status, err) = send(
+        h2.post(format!("{}/Users", server.scim))
+            .bearer_auth(&server.scim_token)
+            .header("content-type", "application/scim+json")
+            .body(huge.to_string()),
+    )
+    .await;
     assert_eq!(status, 413);
     assert_scim_error(&err, 413, None);
 

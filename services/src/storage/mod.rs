@@ -2,7 +2,7 @@
 //!
 //! The backend comes from the URL scheme (`sqlite://PATH`, `postgres://…`); anything else is an
 //! error, never a silently created file. Diesel is synchronous: every piece of database work
-//! runs on the blocking pool through [`Store::run`], never holding a connection across `.await`.
+//! runs on the store's database threads through [`Store::run`], never on the async workers.
 
 pub mod filter;
 pub mod groups;
@@ -13,11 +13,9 @@ pub mod tokens;
 pub mod users;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{self, ManageConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -69,9 +67,11 @@ impl DatabaseUrl {
                 let mut conn = diesel::SqliteConnection::establish(path)
                     .map_err(|e| StoreError::Connect(e.to_string()))?;
                 // WAL lets readers run beside the writer; NORMAL sync is safe in WAL mode.
+                // The busy timeout first: switching to WAL takes a lock that another
+                // process (a CLI command beside the server) may be holding.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL;
-                     PRAGMA busy_timeout = 5000;
+                    "PRAGMA busy_timeout = 5000;
+                     PRAGMA journal_mode = WAL;
                      PRAGMA foreign_keys = ON;
                      PRAGMA synchronous = NORMAL;
                      PRAGMA case_sensitive_like = ON;
@@ -99,41 +99,8 @@ pub enum StoreError {
     Migrate(String),
     #[error("database error: {0}")]
     Query(#[from] DieselError),
-    #[error("connection pool: {0}")]
+    #[error("database threads: {0}")]
     Pool(String),
-}
-
-struct Manager {
-    url: DatabaseUrl,
-}
-
-/// A pooled connection, and whether a failure showed it to be unusable (dropped by the pool
-/// instead of being handed out again; the pool then opens a new one).
-pub(crate) struct PooledConn {
-    conn: DbConnection,
-    broken: bool,
-}
-
-impl ManageConnection for Manager {
-    type Connection = PooledConn;
-    type Error = StoreError;
-
-    fn connect(&self) -> Result<PooledConn, StoreError> {
-        Ok(PooledConn {
-            conn: self.url.establish()?,
-            broken: false,
-        })
-    }
-
-    fn is_valid(&self, conn: &mut PooledConn) -> Result<(), StoreError> {
-        conn.conn
-            .batch_execute("SELECT 1")
-            .map_err(StoreError::Query)
-    }
-
-    fn has_broken(&self, conn: &mut PooledConn) -> bool {
-        conn.broken
-    }
 }
 
 /// Whether an error means the connection itself is gone (the server restarted, the network
@@ -157,12 +124,15 @@ fn is_connection_error(e: &DomainError) -> bool {
 
 /// What the database threads share.
 struct Shared {
-    pool: r2d2::Pool<Manager>,
+    url: DatabaseUrl,
     backend: Backend,
     write_lock: Mutex<()>,
 }
 
-type Job = Box<dyn FnOnce(&Shared) + Send>;
+/// A database thread's own connection: opened at start, reopened after it breaks.
+type Slot = Option<DbConnection>;
+
+type Job = Box<dyn FnOnce(&Shared, &mut Slot) + Send>;
 
 /// The service's handle on the database.
 ///
@@ -174,9 +144,29 @@ type Job = Box<dyn FnOnce(&Shared) + Send>;
 #[derive(Clone)]
 pub struct Store {
     shared: Arc<Shared>,
-    jobs: crossbeam_channel::Sender<Job>,
+    queues: Arc<Queues>,
+}
+
+/// The database threads' queues. When the last [`Store`] goes, the queues close and the
+/// threads are joined, so that no thread is still using a connection while the process exits.
+struct Queues {
+    jobs: Option<crossbeam_channel::Sender<Job>>,
     /// SQLite only: the one writer thread's queue (see [`writer_loop`]).
     writes: Option<crossbeam_channel::Sender<WriteJob>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Queues {
+    fn drop(&mut self) {
+        self.jobs.take();
+        self.writes.take();
+        let me = std::thread::current().id();
+        for thread in self.threads.drain(..) {
+            if thread.thread().id() != me {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 /// What a write job hands back: whether it succeeded, and how to answer its caller once the
@@ -211,55 +201,60 @@ impl Store {
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
         let connections = connections.max(1);
-        // Fail now, with the real error, rather than inside the pool's retry loop.
-        drop(url.establish()?);
-        let pool = r2d2::Pool::builder()
-            // One more for SQLite's writer thread.
-            .max_size(connections + 1)
-            .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(10))
-            .test_on_check_out(false)
-            .build(Manager { url })
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        // Open every connection now: a bad URL or an unreachable server fails here, with the
+        // real error.
+        let mut opened = Vec::with_capacity(connections as usize + 1);
+        for _ in 0..=connections {
+            opened.push(url.establish()?);
+        }
         let shared = Arc::new(Shared {
-            pool,
+            url,
             backend,
             write_lock: Mutex::new(()),
         });
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
-        let writes = if backend == Backend::Sqlite {
+        let mut queues = Queues {
+            jobs: Some(jobs),
+            writes: None,
+            threads: Vec::new(),
+        };
+        if backend == Backend::Sqlite {
             let (writes, write_queue) = crossbeam_channel::unbounded::<WriteJob>();
             let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
+            let mut slot = opened.pop();
+            let thread = std::thread::Builder::new()
                 .name("roster-db-writer".into())
-                .spawn(move || writer_loop(&shared, &write_queue))
+                .spawn(move || writer_loop(&shared, &mut slot, &write_queue))
                 .map_err(|e| StoreError::Pool(format!("cannot start the writer thread: {e}")))?;
-            Some(writes)
-        } else {
-            None
-        };
+            queues.writes = Some(writes);
+            queues.threads.push(thread);
+        }
         for n in 0..connections {
             let queue = queue.clone();
             let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
+            let mut slot = opened.pop();
+            let thread = std::thread::Builder::new()
                 .name(format!("roster-db-{n}"))
                 .spawn(move || {
                     // Ends when every Store handle is gone.
                     while let Ok(job) = queue.recv() {
                         // A panic in one job must not take the thread down with it.
-                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&shared)))
-                            .is_err()
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            job(&shared, &mut slot)
+                        }))
+                        .is_err()
                         {
+                            slot = None;
                             tracing::error!("a database job panicked");
                         }
                     }
                 })
                 .map_err(|e| StoreError::Pool(format!("cannot start a database thread: {e}")))?;
+            queues.threads.push(thread);
         }
         Ok(Store {
             shared,
-            jobs,
-            writes,
+            queues: Arc::new(queues),
         })
     }
 
@@ -269,34 +264,32 @@ impl Store {
 
     /// Applies the pending migrations of this backend; returns how many ran.
     pub fn migrate(&self) -> Result<usize, StoreError> {
-        let mut conn = self
-            .shared
-            .pool
-            .get()
-            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let mut conn = self.shared.url.establish()?;
         let migrations = match self.shared.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS,
             Backend::Postgres => POSTGRES_MIGRATIONS,
         };
         let done = conn
-            .conn
             .run_pending_migrations(migrations)
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
         Ok(done.len())
     }
 
-    /// Runs `f` with a pooled connection on a database thread.
+    /// Runs `f` on a database thread, with that thread's connection.
     pub async fn run<T, F>(&self, f: F) -> Result<T, DomainError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>) -> Result<T, DomainError> + Send + 'static,
     {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |shared: &Shared| {
+        let job: Job = Box::new(move |shared: &Shared, slot: &mut Slot| {
             // The caller may have gone (a cancelled request): nothing to tell it then.
-            let _ = reply.send(shared.run(f));
+            let _ = reply.send(shared.run(slot, f));
         });
-        self.jobs
+        self.queues
+            .jobs
+            .as_ref()
+            .ok_or_else(|| DomainError::internal("the database threads have stopped"))?
             .send(job)
             .map_err(|_| DomainError::internal("the database threads have stopped"))?;
         answer
@@ -313,7 +306,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>) -> Result<T, DomainError> + Send + 'static,
     {
-        let Some(writes) = &self.writes else {
+        let Some(writes) = &self.queues.writes else {
             return self.run(f).await;
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
@@ -337,34 +330,42 @@ impl Store {
             .map_err(|_| DomainError::internal("the writer thread dropped a request"))?
     }
 
-    /// The synchronous form of [`Store::run`], on the calling thread (for the CLI and
-    /// start-up).
+    /// The synchronous form of [`Store::run`], on the calling thread with a connection of its
+    /// own (for the CLI and start-up).
     pub fn run_blocking<T>(
         &self,
         f: impl FnOnce(&mut Db<'_>) -> Result<T, DomainError>,
     ) -> Result<T, DomainError> {
-        self.shared.run(f)
+        self.shared.run(&mut None, f)
     }
 }
 
 impl Shared {
+    /// The slot's connection, opened if it has none.
+    fn connection<'s>(&self, slot: &'s mut Slot) -> Result<&'s mut DbConnection, DomainError> {
+        if slot.is_none() {
+            *slot = Some(self.url.establish().map_err(DomainError::internal)?);
+        }
+        slot.as_mut()
+            .ok_or_else(|| DomainError::internal("no database connection"))
+    }
+
     fn run<T>(
         &self,
+        slot: &mut Slot,
         f: impl FnOnce(&mut Db<'_>) -> Result<T, DomainError>,
     ) -> Result<T, DomainError> {
-        let mut pooled = self.pool.get().map_err(DomainError::internal)?;
-        let result = {
-            let mut db = Db {
-                conn: &mut pooled.conn,
-                write_lock: &self.write_lock,
-                batched: false,
-            };
-            f(&mut db)
-        };
+        let conn = self.connection(slot)?;
+        let result = f(&mut Db {
+            conn,
+            write_lock: &self.write_lock,
+            batched: false,
+        });
         if let Err(e) = &result
             && is_connection_error(e)
         {
-            pooled.broken = true;
+            // Opened afresh for the next job.
+            *slot = None;
         }
         result
     }
@@ -382,7 +383,7 @@ pub struct Db<'a> {
 /// The SQLite writer: takes the queued write jobs, runs each in a savepoint of one
 /// `BEGIN IMMEDIATE` transaction, commits once, then answers every caller. Under load a commit
 /// carries many writes, so the pages they share are written to the WAL once.
-fn writer_loop(shared: &Shared, queue: &crossbeam_channel::Receiver<WriteJob>) {
+fn writer_loop(shared: &Shared, slot: &mut Slot, queue: &crossbeam_channel::Receiver<WriteJob>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP_COMMIT {
@@ -391,7 +392,7 @@ fn writer_loop(shared: &Shared, queue: &crossbeam_channel::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        let finishes = run_batch(shared, batch);
+        let finishes = run_batch(shared, slot, batch);
         for (finish, error) in finishes {
             finish(error.as_ref());
         }
@@ -399,9 +400,13 @@ fn writer_loop(shared: &Shared, queue: &crossbeam_channel::Receiver<WriteJob>) {
 }
 
 /// Runs a batch of write jobs in one transaction; returns how to answer each.
-fn run_batch(shared: &Shared, batch: Vec<WriteJob>) -> Vec<(Finish, Option<DieselError>)> {
-    let mut pooled = match shared.pool.get() {
-        Ok(p) => p,
+fn run_batch(
+    shared: &Shared,
+    slot: &mut Slot,
+    batch: Vec<WriteJob>,
+) -> Vec<(Finish, Option<DieselError>)> {
+    let conn = match shared.connection(slot) {
+        Ok(c) => c,
         Err(e) => {
             let message = e.to_string();
             return batch
@@ -411,7 +416,7 @@ fn run_batch(shared: &Shared, batch: Vec<WriteJob>) -> Vec<(Finish, Option<Diese
         }
     };
     let _guard = shared.write_lock.lock();
-    if let Err(e) = pooled.conn.batch_execute("BEGIN IMMEDIATE") {
+    if let Err(e) = conn.batch_execute("BEGIN IMMEDIATE") {
         let message = e.to_string();
         return batch
             .into_iter()
@@ -420,10 +425,10 @@ fn run_batch(shared: &Shared, batch: Vec<WriteJob>) -> Vec<(Finish, Option<Diese
     }
     let mut finishes: Vec<Finish> = Vec::with_capacity(batch.len());
     for job in batch {
-        let savepoint = pooled.conn.batch_execute("SAVEPOINT job");
+        let savepoint = conn.batch_execute("SAVEPOINT job");
         let (ok, finish) = {
             let mut db = Db {
-                conn: &mut pooled.conn,
+                conn: &mut *conn,
                 write_lock: &shared.write_lock,
                 batched: savepoint.is_ok(),
             };
@@ -436,18 +441,18 @@ fn run_batch(shared: &Shared, batch: Vec<WriteJob>) -> Vec<(Finish, Option<Diese
             )
         };
         let undo = if ok {
-            pooled.conn.batch_execute("RELEASE job")
+            conn.batch_execute("RELEASE job")
         } else {
-            pooled.conn.batch_execute("ROLLBACK TO job; RELEASE job")
+            conn.batch_execute("ROLLBACK TO job; RELEASE job")
         };
         if let Err(e) = undo {
             tracing::error!(error = %e, "a savepoint of the writer's transaction failed");
         }
         finishes.push(finish);
     }
-    let commit = pooled.conn.batch_execute("COMMIT");
+    let commit = conn.batch_execute("COMMIT");
     if commit.is_err() {
-        let _ = pooled.conn.batch_execute("ROLLBACK");
+        let _ = conn.batch_execute("ROLLBACK");
     }
     let error = commit.err();
     let message = error.as_ref().map(|e| e.to_string());
