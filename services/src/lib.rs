@@ -9,8 +9,8 @@ pub mod storage;
 use std::future::Future;
 
 use roster_proto::v1::{
-    admin_service_server::AdminServiceServer, group_service_server::GroupServiceServer,
-    user_service_server::UserServiceServer,
+    access_service_server::AccessServiceServer, admin_service_server::AdminServiceServer,
+    group_service_server::GroupServiceServer, user_service_server::UserServiceServer,
 };
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -46,6 +46,7 @@ pub fn routes(api: Api) -> Result<tonic::service::Routes, tonic_reflection::serv
             .max_decoding_message_size(MAX_MESSAGE_SIZE)
             .max_encoding_message_size(MAX_MESSAGE_SIZE),
     )
+    .add_service(AccessServiceServer::new(api.clone()))
     .add_service(AdminServiceServer::new(api))
     .add_service(health)
     .add_service(reflection().build_v1()?)

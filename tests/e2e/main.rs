@@ -9,4 +9,5 @@ mod groups;
 mod grpc;
 mod harness;
 mod protocol;
+mod roles;
 mod users;

@@ -79,6 +79,17 @@ CREATE TABLE group_members (
 ) WITHOUT ROWID;
 CREATE INDEX group_members_user ON group_members (tenant_id, user_id);
 
+-- Groups mapped to roles: a user without a role of its own takes the role of its mapped group
+-- with the lowest priority number.
+CREATE TABLE group_roles (
+    tenant_id TEXT NOT NULL,
+    group_id  TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    priority  BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, group_id),
+    FOREIGN KEY (tenant_id, group_id) REFERENCES groups (tenant_id, id) ON DELETE CASCADE
+) WITHOUT ROWID;
+
 -- Bearer tokens: only the SHA-256 of the secret is stored.
 CREATE TABLE tokens (
     tenant_id   TEXT NOT NULL REFERENCES tenants (id),

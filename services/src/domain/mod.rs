@@ -8,7 +8,10 @@ mod user;
 
 pub use error::{DomainError, ScimType};
 pub use principal::{PasswordPolicy, Principal, TokenKind};
-pub use role::{DEFAULT_ROLE, DEFAULT_ROLES, validate_role};
+pub use role::{
+    CATALOG, DEFAULT_ROLE, DEFAULT_ROLES, EffectiveRole, MappedRole, RoleDef, RoleSource,
+    effective_role, grants, validate_role,
+};
 pub use user::{Email, GroupRef, PersonName, User, UserField, UserInput};
 
 use time::OffsetDateTime;

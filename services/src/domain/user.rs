@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{DomainError, MAX_STRING_LEN, ScimType, validate_role};
+use super::{
+    DEFAULT_ROLE, DomainError, EffectiveRole, MAX_STRING_LEN, MappedRole, ScimType, effective_role,
+    validate_role,
+};
 
 /// Longest accepted `attributes_json` document.
 pub const MAX_ATTRIBUTES_LEN: usize = 64 * 1024;
@@ -43,6 +46,8 @@ pub struct Email {
 pub struct GroupRef {
     pub id: String,
     pub display_name: String,
+    /// The role the group is mapped to, if any.
+    pub mapped_role: Option<MappedRole>,
 }
 
 /// The writable attributes of a user.
@@ -97,6 +102,19 @@ pub struct User {
     pub version: i64,
     pub created: OffsetDateTime,
     pub updated: OffsetDateTime,
+}
+
+impl User {
+    /// The role in force: the user's own, else its best mapped group's, else the default.
+    pub fn effective_role(&self) -> EffectiveRole {
+        effective_role(
+            self.attrs.role.as_deref(),
+            self.groups
+                .iter()
+                .filter_map(|g| g.mapped_role.as_ref().map(|m| (g.id.as_str(), m))),
+            DEFAULT_ROLE,
+        )
+    }
 }
 
 fn check_len(field: &str, value: &Option<String>) -> Result<(), DomainError> {

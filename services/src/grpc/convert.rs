@@ -5,8 +5,8 @@ use roster_proto::v1 as pb;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    self, DomainError, Email, Group, Member, PasswordPolicy, PersonName, ScimType, Tenant, Token,
-    TokenKind, User, UserInput,
+    self, DomainError, EffectiveRole, Email, Group, Member, PasswordPolicy, PersonName, RoleSource,
+    ScimType, Tenant, Token, TokenKind, User, UserInput,
 };
 
 pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
@@ -78,7 +78,8 @@ pub fn user_input(u: pb::User) -> UserInput {
     }
 }
 
-pub fn user(u: User, default_role: &str) -> pb::User {
+pub fn user(u: User) -> pb::User {
+    let effective = u.effective_role();
     let a = u.attrs;
     let name = if a.name.is_empty() {
         None
@@ -116,7 +117,9 @@ pub fn user(u: User, default_role: &str) -> pb::User {
                 display: e.display,
             })
             .collect(),
-        effective_role: a.role.clone().unwrap_or_else(|| default_role.to_owned()),
+        effective_role: effective.role,
+        role_source: role_source(effective.source) as i32,
+        role_group_id: effective.group_id.unwrap_or_default(),
         role: a.role,
         attributes_json: a.attributes,
         password: None,
@@ -131,6 +134,24 @@ pub fn user(u: User, default_role: &str) -> pb::User {
         etag: etag(u.version),
         create_time: Some(timestamp(u.created)),
         update_time: Some(timestamp(u.updated)),
+    }
+}
+
+pub fn role_source(s: RoleSource) -> pb::RoleSource {
+    match s {
+        RoleSource::Attribute => pb::RoleSource::Attribute,
+        RoleSource::Group => pb::RoleSource::Group,
+        RoleSource::Default => pb::RoleSource::Default,
+    }
+}
+
+pub fn effective_role(user_id: String, active: bool, e: EffectiveRole) -> pb::EffectiveRole {
+    pb::EffectiveRole {
+        user_id,
+        role: e.role,
+        source: role_source(e.source) as i32,
+        group_id: e.group_id.unwrap_or_default(),
+        active,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The tonic handlers: authenticate, convert, one storage call, convert back. Every error
 //! leaves through `status::From<DomainError>`.
 
+mod access;
 pub mod convert;
 pub mod status;
 
@@ -13,8 +14,7 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    DEFAULT_ROLE, DomainError, GroupChanges, Page, PageRequest, PasswordPolicy, Principal,
-    TokenKind, UserField,
+    DomainError, GroupChanges, Page, PageRequest, PasswordPolicy, Principal, TokenKind, UserField,
 };
 use crate::password;
 use crate::storage::paging::{HintKey, PageHints};
@@ -200,7 +200,7 @@ impl pb::user_service_server::UserService for Api {
                 .await?
             }
         };
-        Ok(Response::new(convert::user(created, DEFAULT_ROLE)))
+        Ok(Response::new(convert::user(created)))
     }
 
     #[tracing::instrument(skip_all, name = "GetUser")]
@@ -213,7 +213,7 @@ impl pb::user_service_server::UserService for Api {
         let user = self
             .call(token, move |db, p| users::get(db.conn, &p.tenant_id, &id))
             .await?;
-        Ok(Response::new(convert::user(user, DEFAULT_ROLE)))
+        Ok(Response::new(convert::user(user)))
     }
 
     #[tracing::instrument(skip_all, name = "ListUsers")]
@@ -234,11 +234,7 @@ impl pb::user_service_server::UserService for Api {
             })
             .await?;
         Ok(Response::new(pb::ListUsersResponse {
-            users: found
-                .items
-                .into_iter()
-                .map(|u| convert::user(u, DEFAULT_ROLE))
-                .collect(),
+            users: found.items.into_iter().map(convert::user).collect(),
             next_page_token: convert::page_token(found.next_after),
             total_size: found.total,
         }))
@@ -283,7 +279,7 @@ impl pb::user_service_server::UserService for Api {
                 db.write(|c| users::update(c, &p.tenant_id, &upd))
             })
             .await?;
-        Ok(Response::new(convert::user(updated, DEFAULT_ROLE)))
+        Ok(Response::new(convert::user(updated)))
     }
 
     #[tracing::instrument(skip_all, name = "DeleteUser")]

@@ -7,6 +7,7 @@
 pub mod filter;
 pub mod groups;
 pub mod paging;
+pub mod roles;
 pub mod schema;
 pub mod tenants;
 pub mod tokens;

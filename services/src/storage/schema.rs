@@ -73,6 +73,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    group_roles (tenant_id, group_id) {
+        tenant_id -> Text,
+        group_id -> Text,
+        role -> Text,
+        priority -> BigInt,
+    }
+}
+
+diesel::table! {
     tokens (tenant_id, id) {
         tenant_id -> Text,
         id -> Text,
@@ -91,5 +100,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_emails,
     groups,
     group_members,
+    group_roles,
     tokens
 );

@@ -7,10 +7,11 @@ use time::PrimitiveDateTime;
 
 use super::filter;
 use super::on_backend;
-use super::schema::{group_members, groups, user_emails, users};
+use super::schema::{group_members, group_roles, groups, user_emails, users};
 use super::{CHUNK, DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{
-    DomainError, Email, GroupRef, Page, PageRequest, PersonName, User, UserField, UserInput,
+    DomainError, Email, GroupRef, MappedRole, Page, PageRequest, PersonName, User, UserField,
+    UserInput,
 };
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
@@ -189,24 +190,53 @@ fn groups_of(
 ) -> QueryResult<HashMap<String, Vec<GroupRef>>> {
     let mut out: HashMap<String, Vec<GroupRef>> = HashMap::new();
     for chunk in user_ids.chunks(CHUNK) {
-        let rows: Vec<(String, String, String)> = group_members::table
+        let rows: Vec<MembershipRow> = group_members::table
             .inner_join(
                 groups::table.on(groups::tenant_id
                     .eq(group_members::tenant_id)
                     .and(groups::id.eq(group_members::group_id))),
             )
+            .left_join(
+                group_roles::table.on(group_roles::tenant_id
+                    .eq(group_members::tenant_id)
+                    .and(group_roles::group_id.eq(group_members::group_id))),
+            )
             .filter(group_members::tenant_id.eq(tenant_id))
             .filter(group_members::user_id.eq_any(chunk))
-            .select((group_members::user_id, groups::id, groups::display_name))
+            .select((
+                group_members::user_id,
+                groups::id,
+                groups::display_name,
+                group_roles::role.nullable(),
+                group_roles::priority.nullable(),
+            ))
             .order((group_members::user_id, groups::display_name_lower))
             .load(conn)?;
-        for (user_id, id, display_name) in rows {
+        for (user_id, id, display_name, role, priority) in rows {
             out.entry(user_id)
                 .or_default()
-                .push(GroupRef { id, display_name });
+                .push(group_ref(id, display_name, role, priority));
         }
     }
     Ok(out)
+}
+
+/// (user id, group id, group name, mapped role, its priority)
+type MembershipRow = (String, String, String, Option<String>, Option<i64>);
+
+fn group_ref(
+    id: String,
+    display_name: String,
+    role: Option<String>,
+    priority: Option<i64>,
+) -> GroupRef {
+    GroupRef {
+        id,
+        display_name,
+        mapped_role: role
+            .zip(priority)
+            .map(|(role, priority)| MappedRole { role, priority }),
+    }
 }
 
 /// The groups of one user (a cacheable statement: no `IN` list).
@@ -215,20 +245,31 @@ fn groups_of_one(
     tenant_id: &str,
     user_id: &str,
 ) -> QueryResult<Vec<GroupRef>> {
-    let rows: Vec<(String, String)> = on_backend!(conn, |c| group_members::table
-        .inner_join(
-            groups::table.on(groups::tenant_id
-                .eq(group_members::tenant_id)
-                .and(groups::id.eq(group_members::group_id))),
-        )
-        .filter(group_members::tenant_id.eq(tenant_id))
-        .filter(group_members::user_id.eq(user_id))
-        .select((groups::id, groups::display_name))
-        .order(groups::display_name_lower)
-        .load(c))?;
+    let rows: Vec<(String, String, Option<String>, Option<i64>)> =
+        on_backend!(conn, |c| group_members::table
+            .inner_join(
+                groups::table.on(groups::tenant_id
+                    .eq(group_members::tenant_id)
+                    .and(groups::id.eq(group_members::group_id))),
+            )
+            .left_join(
+                group_roles::table.on(group_roles::tenant_id
+                    .eq(group_members::tenant_id)
+                    .and(group_roles::group_id.eq(group_members::group_id))),
+            )
+            .filter(group_members::tenant_id.eq(tenant_id))
+            .filter(group_members::user_id.eq(user_id))
+            .select((
+                groups::id,
+                groups::display_name,
+                group_roles::role.nullable(),
+                group_roles::priority.nullable(),
+            ))
+            .order(groups::display_name_lower)
+            .load(c))?;
     Ok(rows
         .into_iter()
-        .map(|(id, display_name)| GroupRef { id, display_name })
+        .map(|(id, display_name, role, priority)| group_ref(id, display_name, role, priority))
         .collect())
 }
 
