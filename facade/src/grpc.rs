@@ -12,12 +12,13 @@ use std::task::{Context, Poll};
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
+use roster_proto::v1::admin_service_client::AdminServiceClient;
 use roster_proto::v1::group_service_client::GroupServiceClient;
 use roster_proto::v1::user_service_client::UserServiceClient;
 use roster_proto::v1::{
     CreateGroupRequest, CreateUserRequest, DeleteGroupRequest, DeleteUserRequest, GetGroupRequest,
     GetUserRequest, Group, ListGroupsRequest, ListGroupsResponse, ListUsersRequest,
-    ListUsersResponse, UpdateGroupRequest, UpdateUserRequest, User,
+    ListUsersResponse, UpdateGroupRequest, UpdateUserRequest, User, WhoAmIRequest, WhoAmIResponse,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 
@@ -95,6 +96,7 @@ impl Grpc {
         groups: list_groups(ListGroupsRequest) -> ListGroupsResponse;
         groups: update_group(UpdateGroupRequest) -> Group;
         groups: delete_group(DeleteGroupRequest) -> ();
+        admin: who_am_i(WhoAmIRequest) -> WhoAmIResponse;
     }
 
     fn users(&self) -> UserServiceClient<Channel> {
@@ -105,6 +107,10 @@ impl Grpc {
     fn groups(&self) -> GroupServiceClient<Channel> {
         GroupServiceClient::new(Channel(self.transport.clone()))
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
+    }
+
+    fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(Channel(self.transport.clone()))
     }
 
     /// A request carrying the caller's `authorization` metadata.

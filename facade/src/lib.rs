@@ -53,14 +53,19 @@ impl Default for FacadeConfig {
 pub(crate) struct AppState {
     pub(crate) transport: Transport,
     pub(crate) config: Arc<FacadeConfig>,
+    /// `/ServiceProviderConfig` without `meta`, built once from the configuration.
+    pub(crate) service_provider_config: Arc<serde_json::Value>,
 }
 
-/// The SCIM application: `/scim/v2/Users` and `/scim/v2/Groups`, with tracing, the body limit,
-/// panic catching and SCIM error bodies on every failure.
+/// The SCIM application: `/scim/v2/Users`, `/scim/v2/Groups` and the discovery endpoints
+/// (`/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`), with tracing, the body limit, panic
+/// catching and SCIM error bodies on every failure.
 pub fn router(transport: Transport, config: FacadeConfig) -> axum::Router {
+    let service_provider_config = scim::discovery::service_provider_config(config.max_page_size);
     routes::router(AppState {
         transport,
         config: Arc::new(config),
+        service_provider_config: Arc::new(service_provider_config),
     })
 }
 

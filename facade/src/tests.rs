@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode, header};
+use roster_proto::v1::admin_service_server::{AdminService, AdminServiceServer};
 use roster_proto::v1::group_service_server::{GroupService, GroupServiceServer};
 use roster_proto::v1::member_operation::Kind;
 use roster_proto::v1::user_service_server::{UserService, UserServiceServer};
@@ -16,6 +17,8 @@ use tonic::{Request as GrpcRequest, Response as GrpcResponse, Status};
 use tower::ServiceExt;
 
 use crate::{FacadeConfig, Transport, router};
+
+mod discovery;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Call {
@@ -29,6 +32,7 @@ enum Call {
     ListGroups(ListGroupsRequest),
     UpdateGroup(UpdateGroupRequest),
     DeleteGroup(DeleteGroupRequest),
+    WhoAmI,
 }
 
 #[derive(Default)]
@@ -238,9 +242,64 @@ impl GroupService for Mock {
     }
 }
 
+#[tonic::async_trait]
+impl AdminService for Mock {
+    async fn create_tenant(
+        &self,
+        _: GrpcRequest<CreateTenantRequest>,
+    ) -> Result<GrpcResponse<Tenant>, Status> {
+        Err(Status::unimplemented("not used by the facade"))
+    }
+
+    async fn list_tenants(
+        &self,
+        _: GrpcRequest<ListTenantsRequest>,
+    ) -> Result<GrpcResponse<ListTenantsResponse>, Status> {
+        Err(Status::unimplemented("not used by the facade"))
+    }
+
+    async fn who_am_i(
+        &self,
+        r: GrpcRequest<WhoAmIRequest>,
+    ) -> Result<GrpcResponse<WhoAmIResponse>, Status> {
+        self.record(&r, Call::WhoAmI)?;
+        Ok(GrpcResponse::new(WhoAmIResponse {
+            tenant: Some(Tenant {
+                id: "t-1".into(),
+                name: "acme".into(),
+                ..Tenant::default()
+            }),
+            kind: TokenKind::Scim as i32,
+            token_id: "tok-1".into(),
+        }))
+    }
+
+    async fn create_token(
+        &self,
+        _: GrpcRequest<CreateTokenRequest>,
+    ) -> Result<GrpcResponse<CreateTokenResponse>, Status> {
+        Err(Status::unimplemented("not used by the facade"))
+    }
+
+    async fn list_tokens(
+        &self,
+        _: GrpcRequest<ListTokensRequest>,
+    ) -> Result<GrpcResponse<ListTokensResponse>, Status> {
+        Err(Status::unimplemented("not used by the facade"))
+    }
+
+    async fn revoke_token(
+        &self,
+        _: GrpcRequest<RevokeTokenRequest>,
+    ) -> Result<GrpcResponse<()>, Status> {
+        Err(Status::unimplemented("not used by the facade"))
+    }
+}
+
 fn transport(mock: &Mock) -> Transport {
     let routes = tonic::service::Routes::new(UserServiceServer::new(mock.clone()))
-        .add_service(GroupServiceServer::new(mock.clone()));
+        .add_service(GroupServiceServer::new(mock.clone()))
+        .add_service(AdminServiceServer::new(mock.clone()));
     let routes = ServiceExt::<http::Request<tonic::body::Body>>::map_err(
         routes,
         |never: std::convert::Infallible| -> Box<dyn std::error::Error + Send + Sync> {

@@ -10,6 +10,7 @@ on_both_backends!(
     authentication,
     tenants_never_see_each_other,
     bad_input_changes_nothing,
+    discovery,
 );
 
 async fn user_count(server: &TestServer) -> i64 {
@@ -187,4 +188,47 @@ async fn bad_input_changes_nothing(server: &TestServer) {
     let (status, err) = send(server.scim_req(Method::GET, "/NoSuchEndpoint")).await;
     assert_eq!(status, 404);
     assert_scim_error(&err, 404, None);
+}
+
+async fn discovery(server: &TestServer) {
+    let (status, spc) = send(server.scim_req(Method::GET, "/ServiceProviderConfig")).await;
+    assert_eq!(status, 200, "{spc}");
+    assert_eq!(spc["patch"]["supported"], true);
+    assert_eq!(spc["bulk"]["supported"], false);
+    assert_eq!(spc["etag"]["supported"], true);
+    let (status, schemas) = send(server.scim_req(Method::GET, "/Schemas")).await;
+    assert_eq!(status, 200);
+    assert_eq!(schemas["totalResults"], 4, "{schemas}");
+    let (status, user_schema) = send(server.scim_req(
+        Method::GET,
+        "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        user_schema["id"],
+        "urn:ietf:params:scim:schemas:core:2.0:User"
+    );
+    let (status, types) = send(server.scim_req(Method::GET, "/ResourceTypes")).await;
+    assert_eq!(status, 200);
+    assert_eq!(types["totalResults"], 2);
+    let (status, err) = send(server.scim_req(Method::GET, "/Schemas?filter=id%20pr")).await;
+    assert_eq!(status, 403);
+    assert_scim_error(&err, 403, None);
+    let (status, err) = send(server.scim_req(Method::POST, "/Schemas").json(&json!({}))).await;
+    assert_eq!(status, 405);
+    assert_scim_error(&err, 405, None);
+    let (status, err) = send(server.scim_req(Method::GET, "/Me")).await;
+    assert_eq!(status, 501);
+    assert_scim_error(&err, 501, None);
+    let (status, _) = send(server.http.get(format!("{}/Schemas", server.scim))).await;
+    assert_eq!(status, 401);
+    let (status, _) = send(
+        server
+            .http
+            .get(format!("{}/ServiceProviderConfig", server.scim))
+            .bearer_auth("rst_unknown"),
+    )
+    .await;
+    assert_eq!(status, 401);
 }

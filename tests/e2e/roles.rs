@@ -142,6 +142,7 @@ async fn roles_follow_groups_priorities_and_attributes(server: &TestServer) {
     let (_, u) = send(server.scim_req(Method::GET, &format!("/Users/{pushed}"))).await;
     let ext = &u["urn:ietf:params:scim:schemas:extension:roster:2.0:User"];
     assert_eq!(ext["effectiveRole"], "admin", "{u}");
+    assert_eq!(ext["roleSource"], "group", "{u}");
     assert!(ext.get("role").is_none_or(|r| r.is_null()), "{u}");
 
     // Changing a priority changes the role at once.

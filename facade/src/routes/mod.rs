@@ -1,5 +1,6 @@
 //! The router and its layers.
 
+mod discovery;
 mod groups;
 mod users;
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use http::{Request, StatusCode, header};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -38,7 +39,18 @@ pub(crate) fn router(state: AppState) -> Router {
                 .put(groups::replace)
                 .patch(groups::patch)
                 .delete(groups::delete),
-        );
+        )
+        .route(
+            "/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{name}", get(discovery::resource_type))
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{urn}", get(discovery::schema))
+        .route("/Me", any(discovery::me))
+        .route("/Me/{*rest}", any(discovery::me))
+        .route("/Bulk", any(discovery::bulk));
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<_>| {
             // Never the headers (credentials) nor the query (filters carry user names).

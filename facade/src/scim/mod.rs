@@ -1,13 +1,16 @@
-//! SCIM JSON: resources ↔ proto messages, PATCH, list responses, attribute projection.
+//! SCIM JSON: resources ↔ proto messages, PATCH, list responses, attribute projection, and the
+//! discovery documents.
 //!
 //! Documents are handled as `serde_json::Value` rather than derived structs: SCIM attribute
 //! names match without regard to letter case, `null` means absent, Entra sends booleans as
 //! strings, and every attribute the proto has no field for must come back exactly as written.
 
+pub(crate) mod discovery;
 pub(crate) mod group;
 pub(crate) mod list;
 pub(crate) mod patch;
 pub(crate) mod project;
+pub(crate) mod schema;
 pub(crate) mod user;
 pub(crate) mod user_patch;
 

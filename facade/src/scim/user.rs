@@ -14,7 +14,7 @@ use super::{
 use crate::error::ScimError;
 
 /// Top-level attributes the facade maps to proto fields (or ignores: read-only ones).
-const MAPPED: &[&str] = &[
+pub(crate) const MAPPED: &[&str] = &[
     "schemas",
     "id",
     "meta",
@@ -37,7 +37,7 @@ const MAPPED: &[&str] = &[
 ];
 
 /// Standard attributes kept in `attributes_json`; listed only to render them in canonical case.
-const PASSTHROUGH: &[&str] = &[
+pub(crate) const PASSTHROUGH: &[&str] = &[
     "phoneNumbers",
     "addresses",
     "ims",
@@ -284,8 +284,19 @@ fn role_from_scim(value: &Value) -> Result<Option<String>, ScimError> {
     let map = value.as_object().ok_or_else(|| {
         ScimError::invalid_value(format!("'{ROSTER_USER_URN}' must be an object"))
     })?;
-    // `effectiveRole` is output only.
+    // `effectiveRole` and `roleSource` are output only.
     get_ci(map, "role").map_or(Ok(None), |v| opt_string("role", v))
+}
+
+/// The Roster extension's `roleSource`: where `effectiveRole` comes from.
+fn role_source(source: roster_proto::v1::RoleSource) -> Option<&'static str> {
+    use roster_proto::v1::RoleSource;
+    match source {
+        RoleSource::Attribute => Some("attribute"),
+        RoleSource::Group => Some("group"),
+        RoleSource::Default => Some("default"),
+        RoleSource::Unspecified => None,
+    }
 }
 
 /// A proto User → its SCIM representation (`password` never appears).
@@ -367,6 +378,9 @@ pub(crate) fn user_to_scim(user: &User, base: &str) -> Value {
         insert_opt(&mut ext, "role", user.role.as_ref());
         if !user.effective_role.is_empty() {
             ext.insert("effectiveRole".into(), user.effective_role.clone().into());
+        }
+        if let Some(source) = role_source(user.role_source()) {
+            ext.insert("roleSource".into(), source.into());
         }
         doc.insert(ROSTER_USER_URN.into(), Value::Object(ext));
     }
