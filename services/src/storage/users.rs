@@ -46,6 +46,62 @@ pub(crate) struct UserRow {
     pub updated_at: PrimitiveDateTime,
 }
 
+/// Every column of a user but its keys and indexed columns, for updates that change none
+/// of those.
+#[derive(AsChangeset)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+struct UnindexedColumns<'a> {
+    name_formatted: Option<&'a str>,
+    family_name: Option<&'a str>,
+    given_name: Option<&'a str>,
+    middle_name: Option<&'a str>,
+    honorific_prefix: Option<&'a str>,
+    honorific_suffix: Option<&'a str>,
+    display_name: Option<&'a str>,
+    nick_name: Option<&'a str>,
+    profile_url: Option<&'a str>,
+    title: Option<&'a str>,
+    user_type: Option<&'a str>,
+    preferred_language: Option<&'a str>,
+    locale: Option<&'a str>,
+    timezone: Option<&'a str>,
+    active: bool,
+    emails: &'a str,
+    role: Option<&'a str>,
+    attributes: &'a str,
+    password_hash: Option<&'a str>,
+    version: i64,
+    updated_at: PrimitiveDateTime,
+}
+
+impl<'a> From<&'a UserRow> for UnindexedColumns<'a> {
+    fn from(r: &'a UserRow) -> Self {
+        UnindexedColumns {
+            name_formatted: r.name_formatted.as_deref(),
+            family_name: r.family_name.as_deref(),
+            given_name: r.given_name.as_deref(),
+            middle_name: r.middle_name.as_deref(),
+            honorific_prefix: r.honorific_prefix.as_deref(),
+            honorific_suffix: r.honorific_suffix.as_deref(),
+            display_name: r.display_name.as_deref(),
+            nick_name: r.nick_name.as_deref(),
+            profile_url: r.profile_url.as_deref(),
+            title: r.title.as_deref(),
+            user_type: r.user_type.as_deref(),
+            preferred_language: r.preferred_language.as_deref(),
+            locale: r.locale.as_deref(),
+            timezone: r.timezone.as_deref(),
+            active: r.active,
+            emails: &r.emails,
+            role: r.role.as_deref(),
+            attributes: &r.attributes,
+            password_hash: r.password_hash.as_deref(),
+            version: r.version,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
 impl UserRow {
     fn new(
         tenant_id: &str,
@@ -419,14 +475,20 @@ pub fn update(
         created_at,
         now(),
     )?;
-    let n = on_backend!(conn, |c| diesel::update(
-        users::table
-            .filter(users::tenant_id.eq(tenant_id))
-            .filter(users::id.eq(upd.id))
-            .filter(users::version.eq(old_version)),
-    )
-    .set(&row)
-    .execute(c))
+    let target = users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::id.eq(upd.id))
+        .filter(users::version.eq(old_version));
+    // Columns that are indexed are only written when they change: SQLite rewrites the index
+    // entries of every indexed column named in SET, changed or not.
+    let keys_changed =
+        next.user_name != current.attrs.user_name || next.external_id != current.attrs.external_id;
+    let n = if keys_changed {
+        on_backend!(conn, |c| diesel::update(target).set(&row).execute(c))
+    } else {
+        let unindexed = UnindexedColumns::from(&row);
+        on_backend!(conn, |c| diesel::update(target).set(&unindexed).execute(c))
+    }
     .map_err(|e| unique_violation(e, "userName", &next.user_name))?;
     if n == 0 {
         // Someone else wrote between our read and our write (PostgreSQL): start over.
