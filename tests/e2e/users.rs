@@ -11,6 +11,7 @@ on_both_backends!(
     entra_user_patches,
     put_replaces_the_whole_user,
     concurrent_creates_each_get_their_own_answer,
+    renames_move_the_lookup_keys,
 );
 
 fn okta_user(user_name: &str) -> Value {
@@ -364,4 +365,38 @@ async fn concurrent_creates_each_get_their_own_answer(server: &TestServer) {
     assert_eq!((created, conflicts), (10, 30));
     let (_, list) = send(server.scim_req(Method::GET, "/Users?count=0")).await;
     assert_eq!(list["totalResults"], 10);
+}
+
+/// A new userName or externalId is what lookups find afterwards; a rename onto a taken
+/// userName is a conflict that changes nothing.
+async fn renames_move_the_lookup_keys(server: &TestServer) {
+    let a = create(server, okta_user("old@example.com")).await;
+    create(server, okta_user("taken@example.com")).await;
+    let id = a["id"].as_str().expect("id");
+    let patch = |ops: Value| {
+        server
+            .scim_req(Method::PATCH, &format!("/Users/{id}"))
+            .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}))
+    };
+    let (status, body) = send(patch(json!([
+        {"op": "replace", "path": "userName", "value": "New@Example.com"},
+        {"op": "replace", "path": "externalId", "value": "00u-new"}
+    ])))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let count = |filter: &'static str| async move {
+        let (_, list) =
+            send(server.scim_req(Method::GET, &format!("/Users?filter={filter}"))).await;
+        list["totalResults"].as_i64().unwrap_or(-1)
+    };
+    assert_eq!(count("userName%20eq%20%22new%40example.com%22").await, 1);
+    assert_eq!(count("userName%20eq%20%22old%40example.com%22").await, 0);
+    assert_eq!(count("externalId%20eq%20%2200u-new%22").await, 1);
+    let (status, err) = send(patch(json!([
+        {"op": "replace", "path": "userName", "value": "TAKEN@example.com"}
+    ])))
+    .await;
+    assert_eq!(status, 409, "{err}");
+    assert_scim_error(&err, 409, Some("uniqueness"));
+    assert_eq!(count("userName%20eq%20%22new%40example.com%22").await, 1);
 }
