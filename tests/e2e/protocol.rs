@@ -11,6 +11,7 @@ on_both_backends!(
     tenants_never_see_each_other,
     bad_input_changes_nothing,
     discovery,
+    tenant_switches,
 );
 
 async fn user_count(server: &TestServer) -> i64 {
@@ -231,4 +232,96 @@ async fn discovery(server: &TestServer) {
     )
     .await;
     assert_eq!(status, 401);
+}
+
+async fn tenant_switches(server: &TestServer) {
+    let channel = server.channel().await;
+    let mut admin = pb::admin_service_client::AdminServiceClient::new(channel.clone());
+    let mask = |paths: &[&str]| {
+        Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        })
+    };
+    // A SCIM token may not turn SCIM off.
+    let err = admin
+        .update_tenant(authed(
+            &server.scim_token,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    scim_enabled: false,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["scim_enabled"]),
+            },
+        ))
+        .await
+        .expect_err("scim token");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    let off = admin
+        .update_tenant(authed(
+            &server.operator_token,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    scim_enabled: false,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["scim_enabled"]),
+            },
+        ))
+        .await
+        .expect("turn SCIM off")
+        .into_inner();
+    assert!(!off.scim_enabled);
+    assert_eq!(off.name, "default");
+    // SCIM answers 403 with a SCIM error; gRPC with the operator token still works.
+    let (status, err) = send(server.scim_req(Method::GET, "/Users")).await;
+    assert_eq!(status, 403, "{err}");
+    assert_scim_error(&err, 403, None);
+    let mut users = pb::user_service_client::UserServiceClient::new(channel);
+    users
+        .list_users(authed(
+            &server.operator_token,
+            pb::ListUsersRequest::default(),
+        ))
+        .await
+        .expect("gRPC still works");
+    // Back on, and a rename (operator only) shows in WhoAmI.
+    let renamed = admin
+        .update_tenant(authed(
+            &server.operator_token,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    name: "acme-prod".into(),
+                    scim_enabled: true,
+                    ..Default::default()
+                }),
+                update_mask: mask(&["scim_enabled", "name"]),
+            },
+        ))
+        .await
+        .expect("rename")
+        .into_inner();
+    assert_eq!(renamed.name, "acme-prod");
+    let (status, _) = send(server.scim_req(Method::GET, "/Users")).await;
+    assert_eq!(status, 200);
+    let me = admin
+        .who_am_i(authed(&server.scim_token, pb::WhoAmIRequest {}))
+        .await
+        .expect("WhoAmI")
+        .into_inner();
+    assert_eq!(me.tenant.map(|t| t.name).as_deref(), Some("acme-prod"));
+    let err = admin
+        .update_tenant(authed(
+            &server.operator_token,
+            pb::UpdateTenantRequest {
+                tenant: Some(pb::Tenant {
+                    name: "Not Valid".into(),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["name"]),
+            },
+        ))
+        .await
+        .expect_err("bad name");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
 }

@@ -8,6 +8,7 @@ CREATE TABLE tenants (
     name            TEXT NOT NULL UNIQUE,
     password_policy TEXT NOT NULL DEFAULT 'ignore',
     default_role    TEXT NOT NULL DEFAULT 'reporting',
+    scim_enabled    BOOLEAN NOT NULL DEFAULT TRUE,
     created_at      TIMESTAMP NOT NULL
 );
 

@@ -23,6 +23,7 @@ pub struct Tenant {
     pub name: String,
     pub password_policy: PasswordPolicy,
     pub default_role: String,
+    pub scim_enabled: bool,
     pub created: OffsetDateTime,
 }
 

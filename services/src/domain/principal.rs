@@ -67,9 +67,21 @@ pub struct Principal {
     pub password_policy: PasswordPolicy,
     pub token_id: String,
     pub kind: TokenKind,
+    /// Whether the tenant accepts SCIM tokens.
+    pub scim_enabled: bool,
 }
 
 impl Principal {
+    /// Refuses a SCIM token of a tenant whose SCIM provisioning is turned off.
+    pub fn require_enabled(&self) -> Result<(), DomainError> {
+        if self.kind == TokenKind::Scim && !self.scim_enabled {
+            return Err(DomainError::PermissionDenied(
+                "SCIM provisioning is turned off for this tenant".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Token administration in the caller's tenant (or, for the operator, any tenant).
     pub fn require_admin(&self) -> Result<(), DomainError> {
         match self.kind {

@@ -206,6 +206,7 @@ pub fn tenant(t: Tenant) -> pb::Tenant {
         name: t.name,
         password_policy: password_policy(t.password_policy) as i32,
         create_time: Some(timestamp(t.created)),
+        scim_enabled: t.scim_enabled,
     }
 }
 

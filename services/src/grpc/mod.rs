@@ -105,6 +105,7 @@ impl Api {
     {
         let key = tokens::hash_secret(&token);
         if let Some(principal) = self.auth.get(&key) {
+            principal.require_enabled().map_err(Status::from)?;
             let job = move |db: &mut Db<'_>| f(db, &principal);
             let result = if write {
                 self.store.run_write(job).await
@@ -115,7 +116,7 @@ impl Api {
         }
         let job = move |db: &mut Db<'_>| {
             let principal = tokens::authenticate(db.conn, &token)?;
-            let result = f(db, &principal);
+            let result = principal.require_enabled().and_then(|()| f(db, &principal));
             Ok((principal, result))
         };
         let (principal, result) = if write {
@@ -587,6 +588,51 @@ impl pb::admin_service_server::AdminService for Api {
         }))
     }
 
+    #[tracing::instrument(skip_all, name = "UpdateTenant")]
+    async fn update_tenant(
+        &self,
+        request: Request<pb::UpdateTenantRequest>,
+    ) -> Result<Response<pb::Tenant>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let tenant = req.tenant.unwrap_or_default();
+        let mut changes = tenants::TenantChanges::default();
+        for path in req.update_mask.map(|m| m.paths).unwrap_or_default() {
+            match path.as_str() {
+                "name" => changes.name = Some(tenant.name.clone()),
+                "scim_enabled" | "scimEnabled" => changes.scim_enabled = Some(tenant.scim_enabled),
+                "password_policy" | "passwordPolicy" => {
+                    changes.password_policy =
+                        Some(convert::password_policy_from(tenant.password_policy));
+                }
+                other => {
+                    return Err(Status::from(DomainError::invalid(
+                        crate::domain::ScimType::InvalidPath,
+                        format!("{other:?} is not a writable field of Tenant"),
+                    )));
+                }
+            }
+        }
+        let id = tenant.id;
+        let updated = self
+            .call_write(token, move |db, p| {
+                p.require_admin()?;
+                if changes.name.is_some() || (!id.is_empty() && id != p.tenant_id) {
+                    p.require_operator()?;
+                }
+                let id = if id.is_empty() {
+                    p.tenant_id.clone()
+                } else {
+                    id
+                };
+                db.write(|c| tenants::update(c, &id, &changes))
+            })
+            .await?;
+        // At once here; other replicas follow within AUTH_CACHE_TTL.
+        self.auth.clear();
+        Ok(Response::new(convert::tenant(updated)))
+    }
+
     #[tracing::instrument(skip_all, name = "WhoAmI")]
     async fn who_am_i(
         &self,
@@ -595,7 +641,7 @@ impl pb::admin_service_server::AdminService for Api {
         let token = bearer(&request)?;
         let (tenant, p) = self
             .call(token, move |db, p| {
-                Ok((tenants::find_by_name(db.conn, &p.tenant_name)?, p.clone()))
+                Ok((tenants::find(db.conn, &p.tenant_id)?, p.clone()))
             })
             .await?;
         Ok(Response::new(pb::WhoAmIResponse {

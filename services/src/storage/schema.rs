@@ -6,6 +6,7 @@ diesel::table! {
         name -> Text,
         password_policy -> Text,
         default_role -> Text,
+        scim_enabled -> Bool,
         created_at -> Timestamp,
     }
 }

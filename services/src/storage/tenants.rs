@@ -13,6 +13,7 @@ pub(crate) struct TenantRow {
     pub name: String,
     pub password_policy: String,
     pub default_role: String,
+    pub scim_enabled: bool,
     pub created_at: time::PrimitiveDateTime,
 }
 
@@ -23,6 +24,7 @@ impl TenantRow {
             name: self.name,
             password_policy: PasswordPolicy::parse(&self.password_policy).unwrap_or_default(),
             default_role: self.default_role,
+            scim_enabled: self.scim_enabled,
             created: utc(self.created_at),
         }
     }
@@ -40,6 +42,7 @@ pub fn create(
         name: name.to_owned(),
         password_policy: policy.as_str().to_owned(),
         default_role: DEFAULT_ROLE.to_owned(),
+        scim_enabled: true,
         created_at: now(),
     };
     diesel::insert_into(tenants::table)
@@ -67,6 +70,58 @@ pub fn find_by_name(conn: &mut DbConnection, name: &str) -> Result<Tenant, Domai
         .ok_or_else(|| DomainError::not_found("tenant", name))
 }
 
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Tenant, DomainError> {
+    tenants::table
+        .filter(tenants::id.eq(id))
+        .select(TenantRow::as_select())
+        .load(conn)
+        .map(first)?
+        .map(TenantRow::into_domain)
+        .ok_or_else(|| DomainError::not_found("tenant", id))
+}
+
 pub fn count(conn: &mut DbConnection) -> Result<i64, DomainError> {
     Ok(tenants::table.count().get_result(conn)?)
+}
+
+/// Changes to a tenant (`None`: leave as it is).
+#[derive(Debug, Clone, Default)]
+pub struct TenantChanges {
+    pub name: Option<String>,
+    pub scim_enabled: Option<bool>,
+    pub password_policy: Option<PasswordPolicy>,
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    id: &str,
+    changes: &TenantChanges,
+) -> Result<Tenant, TxError> {
+    let row: Option<TenantRow> = tenants::table
+        .filter(tenants::id.eq(id))
+        .select(TenantRow::as_select())
+        .load(conn)
+        .map(first)?;
+    let Some(mut row) = row else {
+        return Err(DomainError::not_found("tenant", id).into());
+    };
+    if let Some(name) = &changes.name {
+        validate_tenant_name(name)?;
+        row.name.clone_from(name);
+    }
+    if let Some(enabled) = changes.scim_enabled {
+        row.scim_enabled = enabled;
+    }
+    if let Some(policy) = changes.password_policy {
+        row.password_policy = policy.as_str().to_owned();
+    }
+    diesel::update(tenants::table.filter(tenants::id.eq(id)))
+        .set((
+            tenants::name.eq(&row.name),
+            tenants::scim_enabled.eq(row.scim_enabled),
+            tenants::password_policy.eq(&row.password_policy),
+        ))
+        .execute(conn)
+        .map_err(|e| unique_violation(e, "name", &row.name))?;
+    Ok(row.into_domain())
 }

@@ -106,6 +106,7 @@ pub fn authenticate(conn: &mut DbConnection, secret: &str) -> Result<Principal, 
         password_policy: PasswordPolicy::parse(&tenant.password_policy).unwrap_or_default(),
         token_id: token.id,
         kind: TokenKind::parse(&token.kind).ok_or(DomainError::Unauthenticated)?,
+        scim_enabled: tenant.scim_enabled,
     })
 }
 
