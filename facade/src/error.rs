@@ -170,6 +170,15 @@ impl From<tonic::Status> for ScimError {
     }
 }
 
+/// Whether `status` is the service's INVALID_ARGUMENT with the `invalidFilter` reason: the
+/// filter does not parse, or names an attribute the resource type does not have.
+pub(crate) fn is_invalid_filter(status: &tonic::Status) -> bool {
+    status.code() == Code::InvalidArgument
+        && status
+            .get_details_error_info()
+            .is_some_and(|info| info.reason == ScimType::InvalidFilter.as_str())
+}
+
 /// `google.rpc.RetryInfo.retry_delay`, rounded up to whole seconds.
 fn retry_after_seconds(status: &tonic::Status) -> Option<u64> {
     let delay = status.get_details_retry_info()?.retry_delay?;
@@ -255,6 +264,23 @@ mod tests {
         // Uniqueness whatever the reason says.
         let err = ScimError::from(tonic::Status::already_exists("taken"));
         assert_eq!(err.scim_type, Some(ScimType::Uniqueness));
+    }
+
+    #[test]
+    fn invalid_filter_is_recognised_by_code_and_reason() {
+        assert!(is_invalid_filter(&with_reason(
+            Code::InvalidArgument,
+            "invalidFilter"
+        )));
+        assert!(!is_invalid_filter(&with_reason(
+            Code::InvalidArgument,
+            "invalidValue"
+        )));
+        assert!(!is_invalid_filter(&with_reason(
+            Code::FailedPrecondition,
+            "invalidFilter"
+        )));
+        assert!(!is_invalid_filter(&tonic::Status::invalid_argument("bad")));
     }
 
     #[test]

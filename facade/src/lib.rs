@@ -57,9 +57,10 @@ pub(crate) struct AppState {
     pub(crate) service_provider_config: Arc<serde_json::Value>,
 }
 
-/// The SCIM application: `/scim/v2/Users`, `/scim/v2/Groups` and the discovery endpoints
-/// (`/ServiceProviderConfig`, `/ResourceTypes`, `/Schemas`), with tracing, the body limit, panic
-/// catching and SCIM error bodies on every failure.
+/// The SCIM application: `/scim/v2/Users` and `/scim/v2/Groups` (with their `/.search`), the
+/// root `/scim/v2/.search`, and the discovery endpoints (`/ServiceProviderConfig`,
+/// `/ResourceTypes`, `/Schemas`), with tracing, the body limit, panic catching and SCIM error
+/// bodies on every failure.
 pub fn router(transport: Transport, config: FacadeConfig) -> axum::Router {
     let service_provider_config = scim::discovery::service_provider_config(config.max_page_size);
     routes::router(AppState {

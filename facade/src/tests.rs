@@ -19,6 +19,7 @@ use tower::ServiceExt;
 use crate::{FacadeConfig, Transport, router};
 
 mod discovery;
+mod search;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Call {
@@ -42,6 +43,12 @@ struct State {
     user: User,
     /// UpdateUser answers ABORTED this many times first.
     aborts: usize,
+    /// When set, ListUsers pages over these (honouring `skip` and `page_size`) instead of
+    /// answering copies of `user`.
+    listed_users: Option<Vec<User>>,
+    /// When set, ListGroups pages over these (honouring `skip`, `page_size` and `view`) instead
+    /// of answering the one fixed group.
+    listed_groups: Option<Vec<Group>>,
 }
 
 #[derive(Clone, Default)]
@@ -74,6 +81,31 @@ impl Mock {
             Err(Status::unauthenticated("unknown token"))
         }
     }
+}
+
+/// The service's answer to a filter it cannot apply: INVALID_ARGUMENT with the `invalidFilter`
+/// reason. ListUsers refuses filters naming `members`, ListGroups those naming `userName` (not
+/// attributes of theirs); both refuse one containing `nonsense` (a syntax error).
+fn refuse_filter(filter: &str, foreign: &str) -> Result<(), Status> {
+    if filter.contains(foreign) || filter.contains("nonsense") {
+        return Err(<Status as tonic_types::StatusExt>::with_error_details(
+            tonic::Code::InvalidArgument,
+            format!("cannot filter on {filter}"),
+            tonic_types::ErrorDetails::with_error_info(
+                "invalidFilter",
+                "roster.dev",
+                std::collections::HashMap::new(),
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `page_size` items after the first `skip`.
+fn page_of<T: Clone>(items: &[T], skip: i32, page_size: i32) -> Vec<T> {
+    let skip = usize::try_from(skip).unwrap();
+    let size = usize::try_from(page_size).unwrap();
+    items.iter().skip(skip).take(size).cloned().collect()
 }
 
 fn group(id: &str, view: i32) -> Group {
@@ -123,6 +155,14 @@ impl UserService for Mock {
         r: GrpcRequest<ListUsersRequest>,
     ) -> Result<GrpcResponse<ListUsersResponse>, Status> {
         self.record(&r, Call::ListUsers(r.get_ref().clone()))?;
+        refuse_filter(&r.get_ref().filter, "members")?;
+        if let Some(users) = self.0.lock().unwrap().listed_users.clone() {
+            return Ok(GrpcResponse::new(ListUsersResponse {
+                users: page_of(&users, r.get_ref().skip, r.get_ref().page_size),
+                next_page_token: String::new(),
+                total_size: i64::try_from(users.len()).unwrap(),
+            }));
+        }
         let user = self.0.lock().unwrap().user.clone();
         let n = usize::try_from(r.get_ref().page_size).unwrap().min(3);
         Ok(GrpcResponse::new(ListUsersResponse {
@@ -191,6 +231,18 @@ impl GroupService for Mock {
         r: GrpcRequest<ListGroupsRequest>,
     ) -> Result<GrpcResponse<ListGroupsResponse>, Status> {
         self.record(&r, Call::ListGroups(r.get_ref().clone()))?;
+        refuse_filter(&r.get_ref().filter, "userName")?;
+        if let Some(groups) = self.0.lock().unwrap().listed_groups.clone() {
+            let mut page = page_of(&groups, r.get_ref().skip, r.get_ref().page_size);
+            if r.get_ref().view != GroupView::Full as i32 {
+                page.iter_mut().for_each(|g| g.members.clear());
+            }
+            return Ok(GrpcResponse::new(ListGroupsResponse {
+                groups: page,
+                next_page_token: String::new(),
+                total_size: i64::try_from(groups.len()).unwrap(),
+            }));
+        }
         Ok(GrpcResponse::new(ListGroupsResponse {
             groups: vec![group("g-1", r.get_ref().view)],
             next_page_token: String::new(),
@@ -255,6 +307,13 @@ impl AdminService for Mock {
         &self,
         _: GrpcRequest<ListTenantsRequest>,
     ) -> Result<GrpcResponse<ListTenantsResponse>, Status> {
+        Err(Status::unimplemented("not used by the facade"))
+    }
+
+    async fn update_tenant(
+        &self,
+        _: GrpcRequest<UpdateTenantRequest>,
+    ) -> Result<GrpcResponse<Tenant>, Status> {
         Err(Status::unimplemented("not used by the facade"))
     }
 

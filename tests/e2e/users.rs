@@ -12,6 +12,7 @@ on_both_backends!(
     put_replaces_the_whole_user,
     concurrent_creates_each_get_their_own_answer,
     renames_move_the_lookup_keys,
+    search_by_post,
 );
 
 fn okta_user(user_name: &str) -> Value {
@@ -399,4 +400,54 @@ async fn renames_move_the_lookup_keys(server: &TestServer) {
     assert_eq!(status, 409, "{err}");
     assert_scim_error(&err, 409, Some("uniqueness"));
     assert_eq!(count("userName%20eq%20%22new%40example.com%22").await, 1);
+}
+
+/// `POST /Users/.search` answers as the matching GET does; `POST /.search` spans users and
+/// groups.
+async fn search_by_post(server: &TestServer) {
+    create(server, okta_user("s1@example.com")).await;
+    create(server, okta_user("s2@example.com")).await;
+    let (status, g) = send(server.scim_req(Method::POST, "/Groups").json(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Searchers"
+    })))
+    .await;
+    assert_eq!(status, 201, "{g}");
+    let search = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName sw \"s\"",
+        "attributes": ["userName"],
+        "startIndex": 1,
+        "count": 10
+    });
+    let (status, posted) = send(
+        server
+            .scim_req(Method::POST, "/Users/.search")
+            .json(&search),
+    )
+    .await;
+    assert_eq!(status, 200, "{posted}");
+    let (_, got) = send(server.scim_req(
+        Method::GET,
+        "/Users?filter=userName%20sw%20%22s%22&attributes=userName&startIndex=1&count=10",
+    ))
+    .await;
+    assert_eq!(posted, got);
+    assert_eq!(posted["totalResults"], 2);
+    assert!(posted["Resources"][0].get("name").is_none(), "{posted}");
+    let (status, all) = send(server.scim_req(Method::POST, "/.search").json(&json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "count": 10
+    })))
+    .await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["totalResults"], 3);
+    let (status, err) = send(
+        server
+            .scim_req(Method::POST, "/Users/.search")
+            .json(&json!({"filter": "x"})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_scim_error(&err, 400, Some("invalidValue"));
 }

@@ -88,6 +88,7 @@ pub(crate) async fn get(
     ))
 }
 
+/// `GET /Groups`.
 pub(crate) async fn list(
     grpc: Grpc,
     State(state): State<AppState>,
@@ -95,9 +96,43 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Response, ScimError> {
     let query = ListQuery::from_params(&params, state.config.max_page_size)?;
-    let projection = projection(&params);
+    answer(&grpc, &base, &query).await
+}
+
+/// `POST /Groups/.search` (RFC 7644 §3.4.3): what `GET /Groups` answers for the same
+/// parameters.
+pub(crate) async fn search(
+    grpc: Grpc,
+    State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_search_request(&body, state.config.max_page_size)?;
+    answer(&grpc, &base, &query).await
+}
+
+async fn answer(grpc: &Grpc, base: &str, query: &ListQuery) -> Result<Response, ScimError> {
+    let (resources, total) = find(grpc, base, query).await?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &list_response(total, query.start_index, resources),
+    ))
+}
+
+/// The groups a list query asks for, rendered and projected (BASIC view when the projection
+/// leaves `members` out), and the number of matches.
+pub(super) async fn find(
+    grpc: &Grpc,
+    base: &str,
+    query: &ListQuery,
+) -> Result<(Vec<Value>, i64), tonic::Status> {
+    let projection = Projection::new(
+        &query.attributes,
+        &query.excluded_attributes,
+        GROUP_URN,
+        &[],
+    );
     let view = view(&projection) as i32;
-    let grpc = &grpc;
     let (groups, total) = query
         .collect(|page_token, page_size| {
             let request = ListGroupsRequest {
@@ -119,12 +154,9 @@ pub(crate) async fn list(
         .await?;
     let resources = groups
         .iter()
-        .map(|g| render(g, &base, &projection))
+        .map(|g| render(g, base, &projection))
         .collect();
-    Ok(scim_json(
-        StatusCode::OK,
-        &list_response(total, query.start_index, resources),
-    ))
+    Ok((resources, total))
 }
 
 /// PUT: rename and REPLACE the membership with the body's members, in one `UpdateGroup`.

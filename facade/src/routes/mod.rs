@@ -2,6 +2,7 @@
 
 mod discovery;
 mod groups;
+mod search;
 mod users;
 
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use http::{Request, StatusCode, header};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -25,6 +26,7 @@ pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     let scim = Router::new()
         .route("/Users", get(users::list).post(users::create))
+        .route("/Users/.search", post(users::search))
         .route(
             "/Users/{id}",
             get(users::get)
@@ -33,6 +35,7 @@ pub(crate) fn router(state: AppState) -> Router {
                 .delete(users::delete),
         )
         .route("/Groups", get(groups::list).post(groups::create))
+        .route("/Groups/.search", post(groups::search))
         .route(
             "/Groups/{id}",
             get(groups::get)
@@ -40,6 +43,7 @@ pub(crate) fn router(state: AppState) -> Router {
                 .patch(groups::patch)
                 .delete(groups::delete),
         )
+        .route("/.search", post(search::search))
         .route(
             "/ServiceProviderConfig",
             get(discovery::service_provider_config),

@@ -89,6 +89,7 @@ pub(crate) async fn get(
     Ok(ok(&user, &base, &params))
 }
 
+/// `GET /Users`.
 pub(crate) async fn list(
     grpc: Grpc,
     State(state): State<AppState>,
@@ -96,7 +97,34 @@ pub(crate) async fn list(
     params: Params,
 ) -> Result<Response, ScimError> {
     let query = ListQuery::from_params(&params, state.config.max_page_size)?;
-    let grpc = &grpc;
+    answer(&grpc, &base, &query).await
+}
+
+/// `POST /Users/.search` (RFC 7644 §3.4.3): what `GET /Users` answers for the same parameters.
+pub(crate) async fn search(
+    grpc: Grpc,
+    State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let query = ListQuery::from_search_request(&body, state.config.max_page_size)?;
+    answer(&grpc, &base, &query).await
+}
+
+async fn answer(grpc: &Grpc, base: &str, query: &ListQuery) -> Result<Response, ScimError> {
+    let (resources, total) = find(grpc, base, query).await?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &list_response(total, query.start_index, resources),
+    ))
+}
+
+/// The users a list query asks for, rendered and projected, and the number of matches.
+pub(super) async fn find(
+    grpc: &Grpc,
+    base: &str,
+    query: &ListQuery,
+) -> Result<(Vec<Value>, i64), tonic::Status> {
     let (users, total) = query
         .collect(|page_token, page_size| {
             let request = ListUsersRequest {
@@ -115,15 +143,14 @@ pub(crate) async fn list(
             }
         })
         .await?;
-    let projection = projection(&params);
-    let resources = users
-        .iter()
-        .map(|u| render(u, &base, &projection))
-        .collect();
-    Ok(scim_json(
-        StatusCode::OK,
-        &list_response(total, query.start_index, resources),
-    ))
+    let projection = Projection::new(
+        &query.attributes,
+        &query.excluded_attributes,
+        USER_URN,
+        USER_PATCH_SCHEMA.extensions,
+    );
+    let resources = users.iter().map(|u| render(u, base, &projection)).collect();
+    Ok((resources, total))
 }
 
 pub(crate) async fn replace(

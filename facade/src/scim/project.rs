@@ -23,23 +23,29 @@ pub(crate) struct Projection {
 }
 
 impl Projection {
-    /// From the query; `core` is the resource's core URN, `extensions` its extension URNs.
+    /// From the query's `attributes` and `excludedAttributes` (comma-separated lists); `core` is
+    /// the resource's core URN, `extensions` its extension URNs.
     pub(crate) fn from_params(params: &Params, core: &str, extensions: &[&str]) -> Self {
-        let parse = |name: &str| {
-            params
-                .get(name)
-                .map(|list| {
-                    list.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| attr_ref(s, core, extensions))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        Self::new(
+            &attribute_list(params, "attributes"),
+            &attribute_list(params, "excludedAttributes"),
+            core,
+            extensions,
+        )
+    }
+
+    /// From attribute references, one per item, trimmed and non-empty (as a `ListQuery` carries
+    /// them, from the query string or a SearchRequest body).
+    pub(crate) fn new(
+        attributes: &[String],
+        excluded: &[String],
+        core: &str,
+        extensions: &[&str],
+    ) -> Self {
+        let parse = |list: &[String]| list.iter().map(|s| attr_ref(s, core, extensions)).collect();
         Self {
-            attributes: parse("attributes"),
-            excluded: parse("excludedAttributes"),
+            attributes: parse(attributes),
+            excluded: parse(excluded),
         }
     }
 
@@ -116,6 +122,21 @@ impl Projection {
         let subs: Vec<&str> = refs.iter().filter_map(|r| r.sub.as_deref()).collect();
         Some(keep_subs(value, &subs))
     }
+}
+
+/// A comma-separated attribute list of the query string (`attributes`, `excludedAttributes`),
+/// one reference per item; empty when absent.
+pub(crate) fn attribute_list(params: &Params, name: &str) -> Vec<String> {
+    params
+        .get(name)
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn attr_ref(raw: &str, core: &str, extensions: &[&str]) -> AttrRef {
