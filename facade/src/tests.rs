@@ -317,6 +317,13 @@ impl AdminService for Mock {
         Err(Status::unimplemented("not used by the facade"))
     }
 
+    async fn regenerate_token(
+        &self,
+        _: GrpcRequest<RegenerateTokenRequest>,
+    ) -> Result<GrpcResponse<CreateTokenResponse>, Status> {
+        Err(Status::unimplemented("not used by the facade"))
+    }
+
     async fn who_am_i(
         &self,
         r: GrpcRequest<WhoAmIRequest>,

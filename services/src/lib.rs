@@ -87,15 +87,23 @@ pub fn bootstrap(store: &Store) -> Result<Option<Bootstrap>, DomainError> {
                 c,
                 &tenant.id,
                 &tenant.name,
-                TokenKind::Scim,
-                "bootstrap SCIM token",
+                &tokens::NewToken {
+                    kind: TokenKind::Scim,
+                    description: "bootstrap SCIM token",
+                    created_by: "",
+                    expires_at: None,
+                },
             )?;
             let (_, operator) = tokens::create(
                 c,
                 &tenant.id,
                 &tenant.name,
-                TokenKind::Operator,
-                "bootstrap operator token",
+                &tokens::NewToken {
+                    kind: TokenKind::Operator,
+                    description: "bootstrap operator token",
+                    created_by: "",
+                    expires_at: None,
+                },
             )?;
             Ok(Some(Bootstrap {
                 tenant: tenant.name,
@@ -115,7 +123,13 @@ pub fn create_token(
 ) -> Result<String, DomainError> {
     store.run_blocking(|db| {
         let t = tenants::find_by_name(db.conn, tenant)?;
-        db.write(|c| tokens::create(c, &t.id, &t.name, kind, description))
+        let new = tokens::NewToken {
+            kind,
+            description,
+            created_by: "",
+            expires_at: None,
+        };
+        db.write(|c| tokens::create(c, &t.id, &t.name, &new))
             .map(|(_, secret)| secret)
     })
 }

@@ -305,6 +305,7 @@ async fn token_rules(server: &TestServer) {
                 tenant: String::new(),
                 kind: pb::TokenKind::Admin as i32,
                 description: "ops".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -318,6 +319,7 @@ async fn token_rules(server: &TestServer) {
                 tenant: String::new(),
                 kind: pb::TokenKind::Scim as i32,
                 description: "okta".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -333,6 +335,7 @@ async fn token_rules(server: &TestServer) {
                 tenant: String::new(),
                 kind: pb::TokenKind::Operator as i32,
                 description: String::new(),
+                ..Default::default()
             },
         ))
         .await
@@ -375,4 +378,101 @@ async fn token_rules(server: &TestServer) {
         .await
         .expect_err("revoked");
     assert_eq!(err.code(), Code::Unauthenticated);
+
+    // Regenerate: at once, or with a grace period during which both secrets work.
+    let scim_ok = |secret: String| async move {
+        let (status, _) = send(
+            server
+                .http
+                .get(format!("{}/Users", server.scim))
+                .bearer_auth(secret),
+        )
+        .await;
+        status.as_u16()
+    };
+    let first = admin
+        .create_token(authed(
+            &admin_secret,
+            pb::CreateTokenRequest {
+                kind: pb::TokenKind::Scim as i32,
+                description: "okta".into(),
+                ttl_seconds: 3600,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("token with a ttl")
+        .into_inner();
+    let first_token = first.token.expect("token");
+    assert!(first_token.expire_time.is_some());
+    assert!(!first_token.created_by.is_empty());
+    let second = admin
+        .regenerate_token(authed(
+            &admin_secret,
+            pb::RegenerateTokenRequest {
+                id: first_token.id.clone(),
+                grace_seconds: 600,
+            },
+        ))
+        .await
+        .expect("regenerate with grace")
+        .into_inner();
+    assert_eq!(
+        scim_ok(first.secret.clone()).await,
+        200,
+        "the old secret works during the grace"
+    );
+    assert_eq!(scim_ok(second.secret.clone()).await, 200);
+    let second_token = second.token.expect("token");
+    assert_eq!(second_token.description, "okta");
+    let third = admin
+        .regenerate_token(authed(
+            &admin_secret,
+            pb::RegenerateTokenRequest {
+                id: second_token.id.clone(),
+                grace_seconds: 0,
+            },
+        ))
+        .await
+        .expect("regenerate at once")
+        .into_inner();
+    assert_eq!(
+        scim_ok(second.secret.clone()).await,
+        401,
+        "replaced without grace"
+    );
+    assert_eq!(scim_ok(third.secret.clone()).await, 200);
+    // Revoking the one in its grace period cuts it at once.
+    admin
+        .revoke_token(authed(
+            &admin_secret,
+            pb::RevokeTokenRequest {
+                id: first_token.id.clone(),
+            },
+        ))
+        .await
+        .expect("revoke during grace");
+    assert_eq!(scim_ok(first.secret.clone()).await, 401);
+    let err = admin
+        .regenerate_token(authed(
+            &admin_secret,
+            pb::RegenerateTokenRequest {
+                id: second_token.id.clone(),
+                grace_seconds: 0,
+            },
+        ))
+        .await
+        .expect_err("a dead token");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = admin
+        .regenerate_token(authed(
+            &server.scim_token,
+            pb::RegenerateTokenRequest {
+                id: third.token.map(|t| t.id).unwrap_or_default(),
+                grace_seconds: 0,
+            },
+        ))
+        .await
+        .expect_err("a SCIM token regenerating");
+    assert_eq!(err.code(), Code::PermissionDenied);
 }

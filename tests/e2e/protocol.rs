@@ -71,6 +71,7 @@ async fn tenants_never_see_each_other(server: &TestServer) {
                 tenant: "acme".into(),
                 kind: pb::TokenKind::Scim as i32,
                 description: "acme okta".into(),
+                ..Default::default()
             },
         ))
         .await

@@ -99,7 +99,10 @@ CREATE TABLE tokens (
     prefix      TEXT NOT NULL,
     secret_hash TEXT NOT NULL,
     description TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
     created_at  TIMESTAMP NOT NULL,
+    -- The token stops working at this time (expiry, or the end of a regeneration's grace).
+    expires_at  TIMESTAMP,
     revoked_at  TIMESTAMP,
     PRIMARY KEY (tenant_id, id)
 );

@@ -130,5 +130,15 @@ pub struct Token {
     pub prefix: String,
     pub description: String,
     pub created: OffsetDateTime,
+    /// The id of the token that created it (empty: the CLI or the bootstrap).
+    pub created_by: String,
+    /// When it stops (or stopped) working.
+    pub expires: Option<OffsetDateTime>,
+    /// When it was revoked or replaced.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Whether it no longer works.
     pub revoked: bool,
 }
+
+/// Longest grace period of a regenerated token's old secret.
+pub const MAX_TOKEN_GRACE_SECONDS: i64 = 30 * 24 * 3600;

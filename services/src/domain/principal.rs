@@ -69,6 +69,8 @@ pub struct Principal {
     pub kind: TokenKind,
     /// Whether the tenant accepts SCIM tokens.
     pub scim_enabled: bool,
+    /// When the token stops working, if it does.
+    pub expires: Option<time::OffsetDateTime>,
 }
 
 impl Principal {

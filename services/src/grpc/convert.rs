@@ -249,6 +249,9 @@ pub fn token(t: Token) -> pb::Token {
         description: t.description,
         create_time: Some(timestamp(t.created)),
         revoked: t.revoked,
+        expire_time: t.expires.map(timestamp),
+        revoke_time: t.revoked_at.map(timestamp),
+        created_by: t.created_by,
     }
 }
 

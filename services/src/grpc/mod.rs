@@ -36,7 +36,13 @@ impl AuthCache {
     fn get(&self, key: &str) -> Option<Principal> {
         let entries = self.entries.lock().ok()?;
         match entries.get(key) {
-            Some((p, at)) if at.elapsed() < AUTH_CACHE_TTL => Some(p.clone()),
+            Some((p, at))
+                if at.elapsed() < AUTH_CACHE_TTL
+                    && p.expires
+                        .is_none_or(|e| e > time::OffsetDateTime::now_utc()) =>
+            {
+                Some(p.clone())
+            }
             _ => None,
         }
     }
@@ -665,10 +671,63 @@ impl pb::admin_service_server::AdminService for Api {
                 if kind == TokenKind::Operator {
                     p.require_operator()?;
                 }
+                if req.ttl_seconds < 0 {
+                    return Err(DomainError::invalid(
+                        crate::domain::ScimType::InvalidValue,
+                        "ttl_seconds must not be negative",
+                    ));
+                }
                 let tenant = target_tenant(db, p, &req.tenant)?;
-                db.write(|c| tokens::create(c, &tenant.0, &tenant.1, kind, &req.description))
+                let expires_at = (req.ttl_seconds > 0)
+                    .then(|| crate::storage::now() + time::Duration::seconds(req.ttl_seconds));
+                let new = tokens::NewToken {
+                    kind,
+                    description: &req.description,
+                    created_by: &p.token_id,
+                    expires_at,
+                };
+                db.write(|c| tokens::create(c, &tenant.0, &tenant.1, &new))
             })
             .await?;
+        Ok(Response::new(pb::CreateTokenResponse {
+            token: Some(convert::token(created)),
+            secret,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, name = "RegenerateToken")]
+    async fn regenerate_token(
+        &self,
+        request: Request<pb::RegenerateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        if !(0..=crate::domain::MAX_TOKEN_GRACE_SECONDS).contains(&req.grace_seconds) {
+            return Err(Status::from(DomainError::invalid(
+                crate::domain::ScimType::InvalidValue,
+                format!(
+                    "grace_seconds must be between 0 and {}",
+                    crate::domain::MAX_TOKEN_GRACE_SECONDS
+                ),
+            )));
+        }
+        let (created, secret) = self
+            .call_write(token, move |db, p| {
+                p.require_admin()?;
+                db.write(|c| {
+                    tokens::regenerate(
+                        c,
+                        &p.tenant_id,
+                        &p.tenant_name,
+                        &req.id,
+                        req.grace_seconds,
+                        &p.token_id,
+                    )
+                })
+            })
+            .await?;
+        // The old secret's new end takes effect here at once; other replicas within a second.
+        self.auth.clear();
         Ok(Response::new(pb::CreateTokenResponse {
             token: Some(convert::token(created)),
             secret,

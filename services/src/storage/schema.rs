@@ -90,7 +90,9 @@ diesel::table! {
         prefix -> Text,
         secret_hash -> Text,
         description -> Text,
+        created_by -> Text,
         created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
     }
 }

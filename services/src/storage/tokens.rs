@@ -4,6 +4,7 @@ use base64::Engine;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use time::PrimitiveDateTime;
 
 use super::on_backend;
 use super::schema::{tenants, tokens};
@@ -25,7 +26,9 @@ struct TokenRow {
     prefix: String,
     secret_hash: String,
     description: String,
+    created_by: String,
     created_at: time::PrimitiveDateTime,
+    expires_at: Option<time::PrimitiveDateTime>,
     revoked_at: Option<time::PrimitiveDateTime>,
 }
 
@@ -43,23 +46,33 @@ fn new_secret() -> Result<String, DomainError> {
     ))
 }
 
+/// What a new token is for.
+pub struct NewToken<'a> {
+    pub kind: TokenKind,
+    pub description: &'a str,
+    /// The token that creates it (empty: the CLI or the bootstrap).
+    pub created_by: &'a str,
+    pub expires_at: Option<PrimitiveDateTime>,
+}
+
 /// Mints a token for `tenant_id`; returns it with its secret (shown once, never stored).
 pub fn create(
     conn: &mut DbConnection,
     tenant_id: &str,
     tenant_name: &str,
-    kind: TokenKind,
-    description: &str,
+    new: &NewToken<'_>,
 ) -> Result<(Token, String), TxError> {
     let secret = new_secret()?;
     let row = TokenRow {
         tenant_id: tenant_id.to_owned(),
         id: new_id(),
-        kind: kind.as_str().to_owned(),
+        kind: new.kind.as_str().to_owned(),
         prefix: secret[..PREFIX_LEN].to_owned(),
         secret_hash: hash_secret(&secret),
-        description: description.to_owned(),
+        description: new.description.to_owned(),
+        created_by: new.created_by.to_owned(),
         created_at: now(),
+        expires_at: new.expires_at,
         revoked_at: None,
     };
     diesel::insert_into(tokens::table)
@@ -69,6 +82,7 @@ pub fn create(
 }
 
 fn to_domain(row: TokenRow, tenant_name: &str) -> Token {
+    let revoked = row.expires_at.is_some_and(|at| at <= now());
     Token {
         id: row.id,
         tenant_name: tenant_name.to_owned(),
@@ -76,8 +90,62 @@ fn to_domain(row: TokenRow, tenant_name: &str) -> Token {
         prefix: row.prefix,
         description: row.description,
         created: utc(row.created_at),
-        revoked: row.revoked_at.is_some(),
+        created_by: row.created_by,
+        expires: row.expires_at.map(utc),
+        revoked_at: row.revoked_at.map(utc),
+        revoked,
     }
+}
+
+/// A live token of `tenant_id` (one that still works), or NOT_FOUND.
+fn live(conn: &mut DbConnection, tenant_id: &str, id: &str) -> Result<TokenRow, TxError> {
+    let at = now();
+    tokens::table
+        .filter(tokens::tenant_id.eq(tenant_id))
+        .filter(tokens::id.eq(id))
+        .filter(tokens::expires_at.is_null().or(tokens::expires_at.gt(at)))
+        .select(TokenRow::as_select())
+        .load(conn)
+        .map(first)?
+        .ok_or_else(|| DomainError::not_found("token", id).into())
+}
+
+/// Replaces a token's secret: a new token for the same purpose, while the old secret works
+/// for `grace_seconds` more (0: stops at once).
+pub fn regenerate(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    tenant_name: &str,
+    id: &str,
+    grace_seconds: i64,
+    created_by: &str,
+) -> Result<(Token, String), TxError> {
+    let old = live(conn, tenant_id, id)?;
+    let at = now();
+    let stops = at + time::Duration::seconds(grace_seconds);
+    let stops = old.expires_at.map_or(stops, |e| e.min(stops));
+    diesel::update(
+        tokens::table
+            .filter(tokens::tenant_id.eq(tenant_id))
+            .filter(tokens::id.eq(id)),
+    )
+    .set((
+        tokens::revoked_at.eq(Some(at)),
+        tokens::expires_at.eq(Some(stops)),
+    ))
+    .execute(conn)?;
+    let kind = TokenKind::parse(&old.kind).unwrap_or(TokenKind::Scim);
+    create(
+        conn,
+        tenant_id,
+        tenant_name,
+        &NewToken {
+            kind,
+            description: &old.description,
+            created_by,
+            expires_at: old.expires_at,
+        },
+    )
 }
 
 /// Finds the live token whose secret is `secret`. The lookup goes through the hash's unique
@@ -90,7 +158,11 @@ pub fn authenticate(conn: &mut DbConnection, secret: &str) -> Result<Principal, 
     let found: Option<(TokenRow, TenantRow)> = on_backend!(conn, |c| tokens::table
         .inner_join(tenants::table.on(tenants::id.eq(tokens::tenant_id)))
         .filter(tokens::secret_hash.eq(&hash))
-        .filter(tokens::revoked_at.is_null())
+        .filter(
+            tokens::expires_at
+                .is_null()
+                .or(tokens::expires_at.gt(now()))
+        )
         .select((TokenRow::as_select(), TenantRow::as_select()))
         .load(c))
     .map(first)?;
@@ -107,6 +179,7 @@ pub fn authenticate(conn: &mut DbConnection, secret: &str) -> Result<Principal, 
         token_id: token.id,
         kind: TokenKind::parse(&token.kind).ok_or(DomainError::Unauthenticated)?,
         scim_enabled: tenant.scim_enabled,
+        expires: token.expires_at.map(utc),
     })
 }
 
@@ -126,18 +199,19 @@ pub fn list(
         .collect())
 }
 
-/// Revokes a token of `tenant_id`; NOT_FOUND if it has no such live token.
+/// Revokes a token of `tenant_id` at once; NOT_FOUND if it has no such live token.
 pub fn revoke(conn: &mut DbConnection, tenant_id: &str, id: &str) -> Result<(), TxError> {
-    let n = diesel::update(
+    live(conn, tenant_id, id)?;
+    let at = now();
+    diesel::update(
         tokens::table
             .filter(tokens::tenant_id.eq(tenant_id))
-            .filter(tokens::id.eq(id))
-            .filter(tokens::revoked_at.is_null()),
+            .filter(tokens::id.eq(id)),
     )
-    .set(tokens::revoked_at.eq(Some(now())))
+    .set((
+        tokens::revoked_at.eq(Some(at)),
+        tokens::expires_at.eq(Some(at)),
+    ))
     .execute(conn)?;
-    if n == 0 {
-        return Err(DomainError::not_found("token", id).into());
-    }
     Ok(())
 }
