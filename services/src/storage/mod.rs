@@ -21,7 +21,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::domain::{DomainError, ScimType};
+use crate::domain::DomainError;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
@@ -646,11 +646,6 @@ pub(crate) use on_backend;
 
 /// Rows are inserted and looked up in chunks of this many bound values.
 pub const CHUNK: usize = 500;
-
-/// A bad-input error that names the invalid value.
-pub fn invalid(detail: impl Into<String>) -> DomainError {
-    DomainError::invalid(ScimType::InvalidValue, detail)
-}
 
 /// The first row of a point lookup. Point lookups load without `LIMIT`: SQLite binds a
 /// `LIMIT ?` parameter into its plan, and re-binding it expires the cached statement, which

@@ -246,17 +246,7 @@ fn groups_of(
 ) -> QueryResult<HashMap<String, Vec<GroupRef>>> {
     let mut out: HashMap<String, Vec<GroupRef>> = HashMap::new();
     for chunk in user_ids.chunks(CHUNK) {
-        let rows: Vec<MembershipRow> = group_members::table
-            .inner_join(
-                groups::table.on(groups::tenant_id
-                    .eq(group_members::tenant_id)
-                    .and(groups::id.eq(group_members::group_id))),
-            )
-            .left_join(
-                group_roles::table.on(group_roles::tenant_id
-                    .eq(group_members::tenant_id)
-                    .and(group_roles::group_id.eq(group_members::group_id))),
-            )
+        let rows: Vec<MembershipRow> = memberships()
             .filter(group_members::tenant_id.eq(tenant_id))
             .filter(group_members::user_id.eq_any(chunk))
             .select((
@@ -275,6 +265,22 @@ fn groups_of(
         }
     }
     Ok(out)
+}
+
+/// Memberships with their groups and, where mapped, the groups' roles.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn memberships() -> _ {
+    group_members::table
+        .inner_join(
+            groups::table.on(groups::tenant_id
+                .eq(group_members::tenant_id)
+                .and(groups::id.eq(group_members::group_id))),
+        )
+        .left_join(
+            group_roles::table.on(group_roles::tenant_id
+                .eq(group_members::tenant_id)
+                .and(group_roles::group_id.eq(group_members::group_id))),
+        )
 }
 
 /// (user id, group id, group name, mapped role, its priority)
@@ -302,17 +308,7 @@ fn groups_of_one(
     user_id: &str,
 ) -> QueryResult<Vec<GroupRef>> {
     let rows: Vec<(String, String, Option<String>, Option<i64>)> =
-        on_backend!(conn, |c| group_members::table
-            .inner_join(
-                groups::table.on(groups::tenant_id
-                    .eq(group_members::tenant_id)
-                    .and(groups::id.eq(group_members::group_id))),
-            )
-            .left_join(
-                group_roles::table.on(group_roles::tenant_id
-                    .eq(group_members::tenant_id)
-                    .and(group_roles::group_id.eq(group_members::group_id))),
-            )
+        on_backend!(conn, |c| memberships()
             .filter(group_members::tenant_id.eq(tenant_id))
             .filter(group_members::user_id.eq(user_id))
             .select((
