@@ -43,3 +43,12 @@ grpc-create-user name: grpcurl-install
 
 grpc-find-user name: grpcurl-install
     .venv/bin/grpcurl -plaintext -H "authorization: Bearer $T" -d '{"filter": "userName eq \"{{name}}\""}' {{grpc}} roster.v1.UserService/ListUsers
+
+# The independent SCIM checkers (scim2-tester, scim-sanity --strict) on SQLite and PostgreSQL.
+conformance which="both":
+    bash scripts/conformance {{which}}
+
+# The load benchmark (one core for roster, one for wrk): see README, Performance.
+bench:
+    cargo build --release
+    python3 bench/bench.py
