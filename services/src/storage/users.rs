@@ -357,17 +357,22 @@ pub fn list(
         .filter(users::tenant_id.eq(tenant_id.to_owned()))
         .select(UserRow::as_select())
         .into_boxed();
-    let mut count = users::table
-        .filter(users::tenant_id.eq(tenant_id.to_owned()))
-        .count()
-        .into_boxed();
     if let Some(f) = filter {
         query = query.filter(filter::users(f, tenant_id)?);
-        count = count.filter(filter::users(f, tenant_id)?);
     }
+    // A continued page reuses the total counted for the page before it.
     let total: i64 = match known_total {
         Some(total) => total,
-        None => count.get_result(conn)?,
+        None => {
+            let mut count = users::table
+                .filter(users::tenant_id.eq(tenant_id.to_owned()))
+                .count()
+                .into_boxed();
+            if let Some(f) = filter {
+                count = count.filter(filter::users(f, tenant_id)?);
+            }
+            count.get_result(conn)?
+        }
     };
     if let Some(after) = &page.after {
         query = query.filter(users::id.gt(after.clone()));
