@@ -161,6 +161,7 @@ impl UserService for Mock {
                 users: page_of(&users, r.get_ref().skip, r.get_ref().page_size),
                 next_page_token: String::new(),
                 total_size: i64::try_from(users.len()).unwrap(),
+                ..Default::default()
             }));
         }
         let user = self.0.lock().unwrap().user.clone();
@@ -169,6 +170,7 @@ impl UserService for Mock {
             users: vec![user; n],
             next_page_token: String::new(),
             total_size: 3,
+            ..Default::default()
         }))
     }
 
@@ -241,12 +243,14 @@ impl GroupService for Mock {
                 groups: page,
                 next_page_token: String::new(),
                 total_size: i64::try_from(groups.len()).unwrap(),
+                ..Default::default()
             }));
         }
         Ok(GrpcResponse::new(ListGroupsResponse {
             groups: vec![group("g-1", r.get_ref().view)],
             next_page_token: String::new(),
             total_size: 1,
+            ..Default::default()
         }))
     }
 
@@ -337,6 +341,7 @@ impl AdminService for Mock {
             }),
             kind: TokenKind::Scim as i32,
             token_id: "tok-1".into(),
+            ..Default::default()
         }))
     }
 

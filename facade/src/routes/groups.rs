@@ -141,6 +141,7 @@ pub(super) async fn find(
                 filter: query.filter.clone(),
                 skip: query.skip(),
                 view,
+                ..Default::default()
             };
             async move {
                 let page = grpc.list_groups(request).await?;

@@ -132,6 +132,7 @@ pub(super) async fn find(
                 page_token,
                 filter: query.filter.clone(),
                 skip: query.skip(),
+                ..Default::default()
             };
             async move {
                 let page = grpc.list_users(request).await?;

@@ -126,6 +126,7 @@ async fn users_search_answers_as_get_users_does() {
             page_token: String::new(),
             filter: "userName eq \"ada@example.com\"".into(),
             skip: 1,
+            ..Default::default()
         }
     );
 
@@ -211,6 +212,7 @@ async fn groups_search_answers_as_get_groups_does() {
             filter: "displayName eq \"Engineering\"".into(),
             skip: 0,
             view: GroupView::Basic as i32,
+            ..Default::default()
         }
     );
     let got = get(
@@ -373,6 +375,7 @@ async fn root_search_pages_over_users_then_groups() {
                 page_token: String::new(),
                 filter: filter.into(),
                 skip: 2,
+                ..Default::default()
             }),
             Call::ListGroups(ListGroupsRequest {
                 page_size: 1,
@@ -380,6 +383,7 @@ async fn root_search_pages_over_users_then_groups() {
                 filter: filter.into(),
                 skip: 0,
                 view: GroupView::Full as i32,
+                ..Default::default()
             }),
         ]
     );

@@ -94,6 +94,7 @@ impl pb::access_service_server::AccessService for Api {
                     description: r.description.to_owned(),
                     permissions: r.permissions.iter().map(|p| (*p).to_owned()).collect(),
                     is_default: r.name == DEFAULT_ROLE,
+                    built_in: true,
                 })
                 .collect(),
         }))
@@ -142,5 +143,33 @@ impl pb::access_service_server::AccessService for Api {
         })
         .await?;
         Ok(Response::new(()))
+    }
+
+    async fn create_role(
+        &self,
+        _request: Request<pb::CreateRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
+        Err(Status::unimplemented("CreateRole"))
+    }
+
+    async fn update_role(
+        &self,
+        _request: Request<pb::UpdateRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
+        Err(Status::unimplemented("UpdateRole"))
+    }
+
+    async fn delete_role(
+        &self,
+        _request: Request<pb::DeleteRoleRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(Status::unimplemented("DeleteRole"))
+    }
+
+    async fn set_default_role(
+        &self,
+        _request: Request<pb::SetDefaultRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
+        Err(Status::unimplemented("SetDefaultRole"))
     }
 }

@@ -207,6 +207,7 @@ pub fn tenant(t: Tenant) -> pb::Tenant {
         password_policy: password_policy(t.password_policy) as i32,
         create_time: Some(timestamp(t.created)),
         scim_enabled: t.scim_enabled,
+        ..Default::default()
     }
 }
 
@@ -252,6 +253,7 @@ pub fn token(t: Token) -> pb::Token {
         expire_time: t.expires.map(timestamp),
         revoke_time: t.revoked_at.map(timestamp),
         created_by: t.created_by,
+        ..Default::default()
     }
 }
 

@@ -244,6 +244,7 @@ impl pb::user_service_server::UserService for Api {
             users: found.items.into_iter().map(convert::user).collect(),
             next_page_token: convert::page_token(found.next_after),
             total_size: found.total,
+            ..Default::default()
         }))
     }
 
@@ -433,6 +434,7 @@ impl pb::group_service_server::GroupService for Api {
             groups: found.items.into_iter().map(convert::group).collect(),
             next_page_token: convert::page_token(found.next_after),
             total_size: found.total,
+            ..Default::default()
         }))
     }
 
@@ -654,6 +656,7 @@ impl pb::admin_service_server::AdminService for Api {
             tenant: Some(convert::tenant(tenant)),
             kind: convert::token_kind(p.kind) as i32,
             token_id: p.token_id,
+            ..Default::default()
         }))
     }
 
