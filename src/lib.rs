@@ -41,6 +41,8 @@ pub struct ServiceConfig {
     /// Create the `default` tenant and its tokens on an empty database.
     pub bootstrap: bool,
     pub hashing_threads: usize,
+    /// Reported as each tenant's SCIM base URL (e.g. `https://roster.example.com/scim/v2`).
+    pub scim_base_url: String,
 }
 
 impl ServiceConfig {
@@ -51,6 +53,7 @@ impl ServiceConfig {
             migrate: true,
             bootstrap: true,
             hashing_threads: 1,
+            scim_base_url: String::new(),
         }
     }
 }
@@ -74,7 +77,8 @@ pub fn open_service(config: &ServiceConfig) -> Result<Service, StartError> {
     } else {
         None
     };
-    let api = roster_service::Api::new(store.clone(), config.hashing_threads);
+    let api = roster_service::Api::new(store.clone(), config.hashing_threads)
+        .with_scim_base_url(&config.scim_base_url);
     let routes = roster_service::routes(api)?.prepare();
     Ok(Service {
         store,

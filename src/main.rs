@@ -1,11 +1,12 @@
 //! `roster`: SCIM 2.0 provisioning and a gRPC directory. See `roster --help`.
 
+mod admin_cli;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use roster::{FacadeConfig, ServiceConfig, StartError};
-use roster_service::domain::TokenKind;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -49,6 +50,10 @@ enum Command {
         /// Run pending migrations at start-up.
         #[arg(long, env = "ROSTER_MIGRATE")]
         migrate: bool,
+        /// The public SCIM base URL of the facades (e.g. https://roster.example.com/scim/v2),
+        /// reported with each tenant.
+        #[arg(long, env = "ROSTER_PUBLIC_URL")]
+        public_url: Option<String>,
     },
     /// The SCIM facade alone, calling a `roster service` over gRPC. Stateless.
     Facade {
@@ -63,65 +68,22 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Tenants (operator path: works directly on the database).
+    /// Tenants: create, list, update (the operator's path: works directly on the database).
     Tenant {
         #[command(subcommand)]
-        command: TenantCommand,
+        command: admin_cli::TenantCommand,
     },
-    /// Tokens (operator path: works directly on the database).
+    /// Tokens: create, list, revoke, regenerate (the operator's path).
     Token {
         #[command(subcommand)]
-        command: TokenCommand,
+        command: admin_cli::TokenCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum TenantCommand {
-    /// Creates a tenant and prints its name.
-    Create {
-        #[command(flatten)]
-        db: DbArgs,
-        /// Lower-case letters, digits and `-`.
-        name: String,
+    /// Roles: the tenant's catalog, its default role, and group → role mappings (the
+    /// operator's path).
+    Role {
+        #[command(subcommand)]
+        command: admin_cli::RoleCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Mints a token and prints the secret alone on stdout (shown once; only its hash is kept).
-    Create {
-        #[command(flatten)]
-        db: DbArgs,
-        /// The tenant the token belongs to.
-        #[arg(long, env = "ROSTER_TENANT", default_value = "default")]
-        tenant: String,
-        /// What the token may do.
-        #[arg(long, value_enum, default_value_t = Kind::Scim)]
-        kind: Kind,
-        /// A note saying what the token is for.
-        #[arg(long, default_value = "created with the roster CLI")]
-        description: String,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Kind {
-    /// Provisioning from an identity provider (users and groups of one tenant).
-    Scim,
-    /// Everything in one tenant, including its tokens.
-    Admin,
-    /// Everything in every tenant.
-    Operator,
-}
-
-impl From<Kind> for TokenKind {
-    fn from(k: Kind) -> TokenKind {
-        match k {
-            Kind::Scim => TokenKind::Scim,
-            Kind::Admin => TokenKind::Admin,
-            Kind::Operator => TokenKind::Operator,
-        }
-    }
 }
 
 #[derive(Args)]
@@ -224,23 +186,23 @@ fn run(command: Command) -> anyhow::Result<()> {
             scim,
             grpc_addr,
         } => runtime()?.block_on(async {
-            let service = roster::open_service(&ServiceConfig {
-                pool_size: db.pool_size(),
-                ..ServiceConfig::new(&db.database_url)
-            })?;
             let grpc = bind(&grpc_addr, "gRPC").await?;
             let scim_listener = bind(&scim.scim_addr, "SCIM").await?;
+            let base = match &scim.public_url {
+                Some(url) => url.clone(),
+                None => format!("http://{}/scim/v2", scim_listener.local_addr()?),
+            };
+            let service = roster::open_service(&ServiceConfig {
+                pool_size: db.pool_size(),
+                scim_base_url: base.clone(),
+                ..ServiceConfig::new(&db.database_url)
+            })?;
             let transport = roster::in_process(service.routes.clone());
             let running = roster::start(
                 Some(service.routes),
                 Some(grpc),
                 Some((scim_listener, transport, scim.config())),
             )?;
-            let base = scim
-                .public_url
-                .clone()
-                .or_else(|| running.scim_addr.map(|a| format!("http://{a}/scim/v2")))
-                .unwrap_or_default();
             let grpc_at = running.grpc_addr.map(|a| a.to_string()).unwrap_or_default();
             tracing::info!(scim = %base, grpc = %grpc_at, "roster is serving");
             if let Some(b) = &service.bootstrap {
@@ -256,10 +218,12 @@ fn run(command: Command) -> anyhow::Result<()> {
             db,
             grpc_addr,
             migrate,
+            public_url,
         } => runtime()?.block_on(async {
             let service = roster::open_service(&ServiceConfig {
                 pool_size: db.pool_size(),
                 migrate,
+                scim_base_url: public_url.unwrap_or_default(),
                 bootstrap: false,
                 ..ServiceConfig::new(&db.database_url)
             })?;
@@ -283,27 +247,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             eprintln!("applied {n} migration(s)");
             Ok(())
         }
-        Command::Tenant {
-            command: TenantCommand::Create { db, name },
-        } => {
-            let store = roster::Store::open(&db.database_url, 1).map_err(StartError::from)?;
-            let tenant = roster_service::create_tenant(&store, &name)?;
-            println!("{}", tenant.name);
-            Ok(())
-        }
-        Command::Token {
-            command:
-                TokenCommand::Create {
-                    db,
-                    tenant,
-                    kind,
-                    description,
-                },
-        } => {
-            let store = roster::Store::open(&db.database_url, 1).map_err(StartError::from)?;
-            let secret = roster_service::create_token(&store, &tenant, kind.into(), &description)?;
-            println!("{secret}");
-            Ok(())
-        }
+        Command::Tenant { command } => admin_cli::tenant(command),
+        Command::Token { command } => admin_cli::token(command),
+        Command::Role { command } => admin_cli::role(command),
     }
 }

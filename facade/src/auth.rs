@@ -1,4 +1,5 @@
-//! The caller's credential: read from `Authorization`, forwarded to gRPC as `Bearer <token>`.
+//! The caller's credential: read from `Authorization`, forwarded to gRPC as `Bearer <token>`
+//! or, for HTTP Basic credentials (Okta's "Basic Auth" mode), as `Basic <credentials>`.
 //!
 //! Okta's "HTTP Header" mode sends the bare token without a scheme; `bearer` may come in any
 //! letter case. The facade checks only the shape; the service decides whether the token is good.
@@ -9,13 +10,15 @@ use tonic::metadata::{Ascii, MetadataValue};
 use crate::error::ScimError;
 
 /// `Bearer <token>` from an `Authorization` value: `Bearer t`, `bearer t`, `BEARER t` or a bare
-/// `t`. `None` for an empty value, another scheme (`Basic ...`) or a token with whitespace.
+/// `t`; `Basic <credentials>` for HTTP Basic. `None` for an empty value, another scheme or a
+/// token with whitespace.
 pub(crate) fn normalise_authorization(raw: &str) -> Option<String> {
     let raw = raw.trim();
-    let token = match raw.split_once(char::is_whitespace) {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+    let (scheme, token) = match raw.split_once(char::is_whitespace) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => ("Bearer", rest.trim()),
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => ("Basic", rest.trim()),
         Some(_) => return None,
-        None => raw,
+        None => ("Bearer", raw),
     };
     if token.is_empty()
         || token.contains(char::is_whitespace)
@@ -23,7 +26,7 @@ pub(crate) fn normalise_authorization(raw: &str) -> Option<String> {
     {
         return None;
     }
-    Some(format!("Bearer {token}"))
+    Some(format!("{scheme} {token}"))
 }
 
 /// The gRPC `authorization` metadata for this request, or 401.
@@ -35,7 +38,11 @@ pub(crate) fn credential(headers: &HeaderMap) -> Result<MetadataValue<Ascii>, Sc
         .ok()
         .and_then(normalise_authorization)
         .and_then(|v| MetadataValue::try_from(v).ok())
-        .ok_or_else(|| ScimError::unauthorized("the Authorization header must be a bearer token"))
+        .ok_or_else(|| {
+            ScimError::unauthorized(
+                "the Authorization header must be a bearer token or Basic credentials",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -61,13 +68,21 @@ mod tests {
     }
 
     #[test]
+    fn forwards_basic_credentials() {
+        assert_eq!(
+            normalise_authorization("basic dXNlcjpwYXNz").as_deref(),
+            Some("Basic dXNlcjpwYXNz")
+        );
+    }
+
+    #[test]
     fn rejects_other_shapes() {
         for raw in [
             "",
             "   ",
             "Bearer",
             "Bearer ",
-            "Basic dXNlcjpwYXNz",
+            "Digest abc",
             "Bearer a b",
             "bearer",
         ] {

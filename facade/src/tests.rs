@@ -504,7 +504,7 @@ async fn missing_credentials_are_401_without_a_grpc_call() {
         &app(&mock),
         Method::GET,
         "/scim/v2/Users/u-1",
-        Some("Basic dTpw"),
+        Some("Digest dTpw"),
         None,
     )
     .await;

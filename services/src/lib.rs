@@ -77,64 +77,72 @@ pub struct Bootstrap {
 /// On an empty database, creates the tenant `default` with a SCIM token and an operator token.
 /// Returns `None` when the database already has a tenant.
 pub fn bootstrap(store: &Store) -> Result<Option<Bootstrap>, DomainError> {
-    store.run_blocking(|db| {
+    let scim = tokens::Minted::bearer()?;
+    let operator = tokens::Minted::bearer()?;
+    store.run_blocking(move |db| {
         if tenants::count(db.conn)? > 0 {
             return Ok(None);
         }
         db.write(|c| {
             let tenant = tenants::create(c, "default", PasswordPolicy::Ignore)?;
-            let (_, scim) = tokens::create(
+            let new = |kind, description| tokens::NewToken::plain(kind, description);
+            tokens::create(
                 c,
                 &tenant.id,
                 &tenant.name,
-                &tokens::NewToken {
-                    kind: TokenKind::Scim,
-                    description: "bootstrap SCIM token",
-                    created_by: "",
-                    expires_at: None,
-                },
+                &new(TokenKind::Scim, "bootstrap SCIM token"),
+                &scim,
             )?;
-            let (_, operator) = tokens::create(
+            tokens::create(
                 c,
                 &tenant.id,
                 &tenant.name,
-                &tokens::NewToken {
-                    kind: TokenKind::Operator,
-                    description: "bootstrap operator token",
-                    created_by: "",
-                    expires_at: None,
-                },
+                &new(TokenKind::Operator, "bootstrap operator token"),
+                &operator,
             )?;
             Ok(Some(Bootstrap {
                 tenant: tenant.name,
-                scim_token: scim,
-                operator_token: operator,
+                scim_token: scim.secret.clone(),
+                operator_token: operator.secret.clone(),
             }))
         })
     })
 }
 
-/// Mints a token for the tenant `tenant` directly in the store (the operator's CLI path).
-pub fn create_token(
-    store: &Store,
-    tenant: &str,
-    kind: TokenKind,
-    description: &str,
-) -> Result<String, DomainError> {
-    store.run_blocking(|db| {
-        let t = tenants::find_by_name(db.conn, tenant)?;
-        let new = tokens::NewToken {
-            kind,
-            description,
-            created_by: "",
-            expires_at: None,
-        };
-        db.write(|c| tokens::create(c, &t.id, &t.name, &new))
-            .map(|(_, secret)| secret)
-    })
+/// The operator acting inside this process on the tenant `tenant` (the CLI's path): attach it
+/// to a request with [`local_request`] and call the [`Api`] directly. Nothing on the network
+/// can carry it.
+pub fn local_operator(store: &Store, tenant: &str) -> Result<grpc::LocalCaller, DomainError> {
+    let name = tenant.to_owned();
+    let t = store.run_blocking(move |db| tenants::find_by_name(db.conn, &name))?;
+    Ok(grpc::LocalCaller(std::sync::Arc::new(domain::Principal {
+        tenant_id: t.id,
+        tenant_name: t.name,
+        password_policy: t.password_policy,
+        default_role: t.default_role,
+        token_id: String::new(),
+        kind: TokenKind::Operator,
+        scim_enabled: t.scim_enabled,
+        read_only: false,
+        user_id: None,
+        admin_granted: false,
+        expires: None,
+    })))
 }
 
-/// Creates a tenant directly in the store (the operator's CLI path).
-pub fn create_tenant(store: &Store, name: &str) -> Result<domain::Tenant, DomainError> {
-    store.run_blocking(|db| db.write(|c| tenants::create(c, name, PasswordPolicy::Ignore)))
+/// A request made by `caller` inside the process.
+pub fn local_request<T>(caller: &grpc::LocalCaller, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.extensions_mut().insert(caller.clone());
+    request
+}
+
+/// Creates a tenant directly in the store (the operator's CLI path: the first tenant has no
+/// operator to act as).
+pub fn create_tenant(
+    store: &Store,
+    name: &str,
+    policy: PasswordPolicy,
+) -> Result<domain::Tenant, DomainError> {
+    store.run_blocking(|db| db.write(|c| tenants::create(c, name, policy)))
 }

@@ -297,7 +297,23 @@ async fn token_rules(server: &TestServer) {
         .expect_err("unknown token");
     assert_eq!(err.code(), Code::Unauthenticated);
 
-    // The operator mints an admin token; the admin mints and revokes a SCIM token.
+    // The operator mints an admin token for an admin user; the admin mints and revokes a
+    // SCIM token.
+    let admin_user = pb::user_service_client::UserServiceClient::new(channel.clone())
+        .create_user(authed(
+            &server.operator_token,
+            pb::CreateUserRequest {
+                user: Some(pb::User {
+                    user_name: "ops@example.com".into(),
+                    active: true,
+                    role: Some("admin".into()),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .expect("admin user")
+        .into_inner();
     let admin_secret = admin
         .create_token(authed(
             &server.operator_token,
@@ -305,6 +321,7 @@ async fn token_rules(server: &TestServer) {
                 tenant: String::new(),
                 kind: pb::TokenKind::Admin as i32,
                 description: "ops".into(),
+                user_id: admin_user.id.clone(),
                 ..Default::default()
             },
         ))

@@ -92,15 +92,19 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
         let (db, database_url) = TestDb::create(backend);
-        let service = roster::open_service(&roster::ServiceConfig::new(&database_url))
-            .unwrap_or_else(|e| panic!("cannot open {database_url}: {e}"));
+        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
+        let scim = TcpListener::bind("127.0.0.1:0").await.expect("bind SCIM");
+        let scim_base = format!("http://{}/scim/v2", scim.local_addr().expect("scim addr"));
+        let service = roster::open_service(&roster::ServiceConfig {
+            scim_base_url: scim_base,
+            ..roster::ServiceConfig::new(&database_url)
+        })
+        .unwrap_or_else(|e| panic!("cannot open {database_url}: {e}"));
         let boot = service
             .bootstrap
             .as_ref()
             .map(|b| (b.scim_token.clone(), b.operator_token.clone()));
         let (scim_token, operator_token) = boot.expect("a new database is bootstrapped");
-        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
-        let scim = TcpListener::bind("127.0.0.1:0").await.expect("bind SCIM");
         let transport = roster::in_process(service.routes.clone());
         let running = roster::start(
             Some(service.routes),

@@ -139,6 +139,13 @@ pub(crate) fn service_provider_config(max_page_size: i32) -> Value {
                             The bare token, without the `Bearer` scheme, is accepted too.",
             "specUri": "https://www.rfc-editor.org/info/rfc6750",
             "primary": true,
+        }, {
+            "type": "httpbasic",
+            "name": "HTTP Basic",
+            "description": "Basic credentials minted by Roster (CreateToken with basic_auth), \
+                            for identity providers configured with Basic authentication.",
+            "specUri": "https://www.rfc-editor.org/info/rfc7617",
+            "primary": false,
         }]),
     );
     Value::Object(doc)

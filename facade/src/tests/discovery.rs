@@ -102,6 +102,12 @@ async fn service_provider_config_describes_what_roster_does() {
                 "description": "A Roster API token, sent as `Authorization: Bearer <token>`. The bare token, without the `Bearer` scheme, is accepted too.",
                 "specUri": "https://www.rfc-editor.org/info/rfc6750",
                 "primary": true
+            }, {
+                "type": "httpbasic",
+                "name": "HTTP Basic",
+                "description": "Basic credentials minted by Roster (CreateToken with basic_auth), for identity providers configured with Basic authentication.",
+                "specUri": "https://www.rfc-editor.org/info/rfc7617",
+                "primary": false
             }],
             "meta": {
                 "resourceType": "ServiceProviderConfig",

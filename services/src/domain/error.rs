@@ -48,6 +48,9 @@ pub enum DomainError {
     Unauthenticated,
     #[error("{0}")]
     PermissionDenied(String),
+    /// The request is valid but the state forbids it (e.g. removing a role still in use).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A failure of the store or of the machine: logged, never shown in detail.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

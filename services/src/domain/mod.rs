@@ -9,8 +9,8 @@ mod user;
 pub use error::{DomainError, ScimType};
 pub use principal::{PasswordPolicy, Principal, TokenKind};
 pub use role::{
-    CATALOG, DEFAULT_ROLE, DEFAULT_ROLES, EffectiveRole, MappedRole, RoleDef, RoleSource,
-    effective_role, grants, validate_role,
+    ADMIN_ROLE, CATALOG, DEFAULT_ROLE, DEFAULT_ROLES, EffectiveRole, MappedRole, Role, RoleDef,
+    RoleSource, built_in, effective_role, grants, validate_new_role, validate_permissions,
 };
 pub use user::{Email, GroupRef, PersonName, User, UserField, UserInput};
 
@@ -138,6 +138,14 @@ pub struct Token {
     pub revoked_at: Option<OffsetDateTime>,
     /// Whether it no longer works.
     pub revoked: bool,
+    /// A service token that may only read.
+    pub read_only: bool,
+    /// An admin token: the user it acts for.
+    pub user_id: Option<String>,
+    /// HTTP Basic credentials: the user name (the secret is the password).
+    pub basic_username: Option<String>,
+    /// When it was last used, to the minute.
+    pub last_used: Option<OffsetDateTime>,
 }
 
 /// Longest grace period of a regenerated token's old secret.

@@ -11,6 +11,8 @@ pub enum TokenKind {
     Admin,
     /// Everything in every tenant.
     Operator,
+    /// An internal service: users, groups and access checks of one tenant, maybe read-only.
+    Service,
 }
 
 impl TokenKind {
@@ -19,6 +21,7 @@ impl TokenKind {
             TokenKind::Scim => "scim",
             TokenKind::Admin => "admin",
             TokenKind::Operator => "operator",
+            TokenKind::Service => "service",
         }
     }
 
@@ -27,6 +30,7 @@ impl TokenKind {
             "scim" => Some(TokenKind::Scim),
             "admin" => Some(TokenKind::Admin),
             "operator" => Some(TokenKind::Operator),
+            "service" => Some(TokenKind::Service),
             _ => None,
         }
     }
@@ -65,32 +69,67 @@ pub struct Principal {
     pub tenant_id: String,
     pub tenant_name: String,
     pub password_policy: PasswordPolicy,
+    /// The role of users with no role of their own and no mapped group.
+    pub default_role: String,
     pub token_id: String,
     pub kind: TokenKind,
     /// Whether the tenant accepts SCIM tokens.
     pub scim_enabled: bool,
+    /// A service token that may only read.
+    pub read_only: bool,
+    /// An admin token: the user it acts for.
+    pub user_id: Option<String>,
+    /// An admin token: whether its user is, when the token was checked, an active user whose
+    /// effective role is admin. An admin token whose user is not grants nothing.
+    pub admin_granted: bool,
     /// When the token stops working, if it does.
     pub expires: Option<time::OffsetDateTime>,
 }
 
 impl Principal {
-    /// Refuses a SCIM token of a tenant whose SCIM provisioning is turned off.
+    /// Whether the token may use the API at all: refuses a SCIM token of a tenant whose SCIM
+    /// provisioning is turned off, and an admin token whose user is no longer an admin.
     pub fn require_enabled(&self) -> Result<(), DomainError> {
-        if self.kind == TokenKind::Scim && !self.scim_enabled {
-            return Err(DomainError::PermissionDenied(
+        match self.kind {
+            TokenKind::Scim if !self.scim_enabled => Err(DomainError::PermissionDenied(
                 "SCIM provisioning is turned off for this tenant".into(),
+            )),
+            TokenKind::Admin if !self.admin_granted => Err(DomainError::PermissionDenied(
+                "this admin token's user is not an active admin".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Changes to users and groups: refused to read-only service tokens.
+    pub fn require_write(&self) -> Result<(), DomainError> {
+        if self.read_only {
+            return Err(DomainError::PermissionDenied(
+                "this token may only read".into(),
             ));
         }
         Ok(())
     }
 
-    /// Token administration in the caller's tenant (or, for the operator, any tenant).
-    pub fn require_admin(&self) -> Result<(), DomainError> {
+    /// Whether the token administers tokens and roles: the operator, or an admin token whose
+    /// user is an active admin.
+    pub fn is_admin(&self) -> bool {
         match self.kind {
-            TokenKind::Admin | TokenKind::Operator => Ok(()),
-            TokenKind::Scim => Err(DomainError::PermissionDenied(
-                "only an admin token may manage tokens".into(),
-            )),
+            TokenKind::Operator => true,
+            TokenKind::Admin => self.admin_granted,
+            TokenKind::Scim | TokenKind::Service => false,
+        }
+    }
+
+    /// Token and role administration in the caller's tenant (or, for the operator, any
+    /// tenant).
+    pub fn require_admin(&self) -> Result<(), DomainError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(DomainError::PermissionDenied(
+                "only an admin may manage tokens and roles".into(),
+            ))
         }
     }
 

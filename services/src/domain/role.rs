@@ -62,32 +62,112 @@ pub const CATALOG: [RoleDef; 4] = [
     },
 ];
 
-/// Accepts a role name from the catalog, or answers `invalidValue` naming the allowed ones.
-pub fn validate_role(role: &str) -> Result<(), DomainError> {
-    if DEFAULT_ROLES.contains(&role) {
-        Ok(())
-    } else {
-        Err(DomainError::invalid(
-            ScimType::InvalidValue,
-            format!(
-                "unknown role {role:?}; allowed roles: {}",
-                DEFAULT_ROLES.join(", ")
-            ),
-        ))
+/// A role of a tenant's catalog: one of [`CATALOG`], or one the tenant added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    /// Permission names; `x.manage` implies `x.view`; `*` grants everything.
+    pub permissions: Vec<String>,
+    pub built_in: bool,
+}
+
+impl Role {
+    /// Whether this role grants `permission`.
+    pub fn grants(&self, permission: &str) -> bool {
+        let manage = permission
+            .strip_suffix(".view")
+            .map(|object| format!("{object}.manage"));
+        self.permissions
+            .iter()
+            .any(|p| p == ALL_PERMISSIONS || p == permission || manage.as_deref() == Some(p))
     }
 }
 
-/// Whether `role` grants `permission`.
+impl From<&RoleDef> for Role {
+    fn from(def: &RoleDef) -> Role {
+        Role {
+            name: def.name.to_owned(),
+            description: def.description.to_owned(),
+            permissions: def.permissions.iter().map(|p| (*p).to_owned()).collect(),
+            built_in: true,
+        }
+    }
+}
+
+/// The built-in role called `name`, if there is one.
+pub fn built_in(name: &str) -> Option<Role> {
+    CATALOG.iter().find(|r| r.name == name).map(Role::from)
+}
+
+/// Whether `role` is a built-in role granting `permission`.
 pub fn grants(role: &str, permission: &str) -> bool {
-    let Some(def) = CATALOG.iter().find(|r| r.name == role) else {
-        return false;
-    };
-    let manage = permission
-        .strip_suffix(".view")
-        .map(|object| format!("{object}.manage"));
-    def.permissions
-        .iter()
-        .any(|p| *p == ALL_PERMISSIONS || *p == permission || manage.as_deref() == Some(*p))
+    built_in(role).is_some_and(|r| r.grants(permission))
+}
+
+/// The role that makes a user an admin (and the user's admin tokens work as such).
+pub const ADMIN_ROLE: &str = "admin";
+
+const MAX_ROLE_NAME: usize = 64;
+const MAX_PERMISSION: usize = 128;
+const MAX_PERMISSIONS: usize = 100;
+
+/// Checks a new role: its name (lower-case letters, digits, `-`, `_`; not a built-in one)
+/// and its permission names.
+pub fn validate_new_role(role: &Role) -> Result<(), DomainError> {
+    let name_ok = (1..=MAX_ROLE_NAME).contains(&role.name.len())
+        && role.name.starts_with(|c: char| c.is_ascii_lowercase())
+        && role
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !name_ok {
+        return Err(DomainError::invalid(
+            ScimType::InvalidValue,
+            format!(
+                "a role name is 1 to {MAX_ROLE_NAME} lower-case letters, digits, `-` and `_`, starting with a letter; not {:?}",
+                role.name
+            ),
+        ));
+    }
+    validate_permissions(&role.permissions)?;
+    if role.description.len() > 1024 {
+        return Err(DomainError::invalid(
+            ScimType::InvalidValue,
+            "a role description is at most 1024 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Permission names: `*`, or `object.action` made of lower-case letters, digits and `_`.
+pub fn validate_permissions(permissions: &[String]) -> Result<(), DomainError> {
+    if permissions.len() > MAX_PERMISSIONS {
+        return Err(DomainError::invalid(
+            ScimType::InvalidValue,
+            format!("a role has at most {MAX_PERMISSIONS} permissions"),
+        ));
+    }
+    for p in permissions {
+        let ok = p == ALL_PERMISSIONS
+            || (p.len() <= MAX_PERMISSION
+                && p.split('.').count() >= 2
+                && p.split('.').all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                }));
+        if !ok {
+            return Err(DomainError::invalid(
+                ScimType::InvalidValue,
+                format!(
+                    "invalid permission {p:?}: use `*` or names such as `templates.manage`, `reporting.view`"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where a user's role comes from.

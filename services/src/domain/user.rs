@@ -3,10 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{
-    DEFAULT_ROLE, DomainError, EffectiveRole, MAX_STRING_LEN, MappedRole, ScimType, effective_role,
-    validate_role,
-};
+use super::{DomainError, EffectiveRole, MAX_STRING_LEN, MappedRole, ScimType, effective_role};
 
 /// Longest accepted `attributes_json` document.
 pub const MAX_ATTRIBUTES_LEN: usize = 64 * 1024;
@@ -105,14 +102,15 @@ pub struct User {
 }
 
 impl User {
-    /// The role in force: the user's own, else its best mapped group's, else the default.
-    pub fn effective_role(&self) -> EffectiveRole {
+    /// The role in force: the user's own, else its best mapped group's, else the tenant's
+    /// `default_role`.
+    pub fn effective_role(&self, default_role: &str) -> EffectiveRole {
         effective_role(
             self.attrs.role.as_deref(),
             self.groups
                 .iter()
                 .filter_map(|g| g.mapped_role.as_ref().map(|m| (g.id.as_str(), m))),
-            DEFAULT_ROLE,
+            default_role,
         )
     }
 }
@@ -183,9 +181,6 @@ impl UserInput {
                 ScimType::InvalidValue,
                 "at most one of emails may be primary",
             ));
-        }
-        if let Some(role) = &self.role {
-            validate_role(role)?;
         }
         if self.attributes.len() > MAX_ATTRIBUTES_LEN {
             return Err(DomainError::invalid(
@@ -403,10 +398,6 @@ mod tests {
         let cases = [
             UserInput {
                 user_name: " ".into(),
-                ..ok.clone()
-            },
-            UserInput {
-                role: Some("root".into()),
                 ..ok.clone()
             },
             UserInput {

@@ -4,7 +4,7 @@ use roster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::{Api, bearer, convert};
-use crate::domain::{CATALOG, DEFAULT_ROLE, DomainError, grants};
+use crate::domain::{DomainError, Role, ScimType};
 use crate::storage::{roles, users};
 
 fn group_role(g: roles::GroupRole) -> pb::GroupRole {
@@ -13,6 +13,15 @@ fn group_role(g: roles::GroupRole) -> pb::GroupRole {
         group_display_name: g.group_display_name,
         role: g.role,
         priority: g.priority,
+    }
+}
+
+fn role_input(name: String, description: String, permissions: Vec<String>) -> Role {
+    Role {
+        name,
+        description,
+        permissions,
+        built_in: false,
     }
 }
 
@@ -25,10 +34,15 @@ impl pb::access_service_server::AccessService for Api {
     ) -> Result<Response<pb::EffectiveRole>, Status> {
         let token = bearer(&request)?;
         let id = request.into_inner().user_id;
-        let user = self
-            .call(token, move |db, p| users::get(db.conn, &p.tenant_id, &id))
+        let (user, default_role) = self
+            .call(token, move |db, p| {
+                Ok((
+                    users::get(db.conn, &p.tenant_id, &id)?,
+                    p.default_role.clone(),
+                ))
+            })
             .await?;
-        let effective = user.effective_role();
+        let effective = user.effective_role(&default_role);
         Ok(Response::new(convert::effective_role(
             user.id,
             user.attrs.active,
@@ -45,26 +59,29 @@ impl pb::access_service_server::AccessService for Api {
         let req = request.into_inner();
         if req.permission.trim().is_empty() {
             return Err(Status::from(DomainError::invalid(
-                crate::domain::ScimType::InvalidValue,
+                ScimType::InvalidValue,
                 "permission is required",
             )));
         }
         let id = req.user_id;
-        let user = self
-            .call(token, move |db, p| users::get(db.conn, &p.tenant_id, &id))
+        let (user, effective, role) = self
+            .call(token, move |db, p| {
+                let user = users::get(db.conn, &p.tenant_id, &id)?;
+                let effective = user.effective_role(&p.default_role);
+                // A role removed from the catalog while still named somewhere grants nothing.
+                let role = roles::find(db.conn, &p.tenant_id, &effective.role)?;
+                Ok((user, effective, role))
+            })
             .await?;
-        let effective = user.effective_role();
+        let permission = &req.permission;
         let (allowed, reason) = if !user.attrs.active {
             (false, "the user is deactivated".to_owned())
-        } else if grants(&effective.role, &req.permission) {
-            (
-                true,
-                format!("role {} grants {}", effective.role, req.permission),
-            )
+        } else if role.is_some_and(|r| r.grants(permission)) {
+            (true, format!("role {} grants {permission}", effective.role))
         } else {
             (
                 false,
-                format!("role {} does not grant {}", effective.role, req.permission),
+                format!("role {} does not grant {permission}", effective.role),
             )
         };
         Ok(Response::new(pb::CheckPermissionResponse {
@@ -84,20 +101,90 @@ impl pb::access_service_server::AccessService for Api {
         request: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
         let token = bearer(&request)?;
-        // Authenticates the caller; the catalog is the same for every tenant today.
-        self.call(token, |_, _| Ok(())).await?;
+        let (catalog, default_role) = self
+            .call(token, |db, p| {
+                Ok((
+                    roles::catalog(db.conn, &p.tenant_id)?,
+                    p.default_role.clone(),
+                ))
+            })
+            .await?;
         Ok(Response::new(pb::ListRolesResponse {
-            roles: CATALOG
-                .iter()
-                .map(|r| pb::Role {
-                    name: r.name.to_owned(),
-                    description: r.description.to_owned(),
-                    permissions: r.permissions.iter().map(|p| (*p).to_owned()).collect(),
-                    is_default: r.name == DEFAULT_ROLE,
-                    built_in: true,
-                })
+            roles: catalog
+                .into_iter()
+                .map(|r| convert::role(r, &default_role))
                 .collect(),
         }))
+    }
+
+    #[tracing::instrument(skip_all, name = "CreateRole")]
+    async fn create_role(
+        &self,
+        request: Request<pb::CreateRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let role = role_input(req.name, req.description, req.permissions);
+        let (created, default_role) = self
+            .call_write(token, move |db, p| {
+                p.require_admin()?;
+                let created = db.write(|c| roles::create_role(c, &p.tenant_id, &role))?;
+                Ok((created, p.default_role.clone()))
+            })
+            .await?;
+        Ok(Response::new(convert::role(created, &default_role)))
+    }
+
+    #[tracing::instrument(skip_all, name = "UpdateRole")]
+    async fn update_role(
+        &self,
+        request: Request<pb::UpdateRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
+        let token = bearer(&request)?;
+        let req = request.into_inner();
+        let role = role_input(req.name, req.description, req.permissions);
+        let (updated, default_role) = self
+            .call_write(token, move |db, p| {
+                p.require_admin()?;
+                let updated = db.write(|c| roles::update_role(c, &p.tenant_id, &role))?;
+                Ok((updated, p.default_role.clone()))
+            })
+            .await?;
+        Ok(Response::new(convert::role(updated, &default_role)))
+    }
+
+    #[tracing::instrument(skip_all, name = "DeleteRole")]
+    async fn delete_role(
+        &self,
+        request: Request<pb::DeleteRoleRequest>,
+    ) -> Result<Response<()>, Status> {
+        let token = bearer(&request)?;
+        let name = request.into_inner().name;
+        self.call_write(token, move |db, p| {
+            p.require_admin()?;
+            db.write(|c| roles::delete_role(c, &p.tenant_id, &name))
+        })
+        .await?;
+        Ok(Response::new(()))
+    }
+
+    #[tracing::instrument(skip_all, name = "SetDefaultRole")]
+    async fn set_default_role(
+        &self,
+        request: Request<pb::SetDefaultRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
+        let token = bearer(&request)?;
+        let name = request.into_inner().role;
+        let role = self
+            .call_write(token, move |db, p| {
+                p.require_admin()?;
+                db.write(|c| roles::set_default(c, &p.tenant_id, &name))
+            })
+            .await?;
+        // Callers carry their tenant's default: here at once, elsewhere within AUTH_CACHE_TTL.
+        self.auth.clear();
+        let name = role.name.clone();
+        Ok(Response::new(convert::role(role, &name)))
     }
 
     #[tracing::instrument(skip_all, name = "SetGroupRole")]
@@ -113,6 +200,7 @@ impl pb::access_service_server::AccessService for Api {
                 db.write(|c| roles::set(c, &p.tenant_id, &req.group_id, &req.role, req.priority))
             })
             .await?;
+        self.auth.forget_admins(None);
         Ok(Response::new(group_role(mapping)))
     }
 
@@ -142,34 +230,7 @@ impl pb::access_service_server::AccessService for Api {
             db.write(|c| roles::remove(c, &p.tenant_id, &req.group_id))
         })
         .await?;
+        self.auth.forget_admins(None);
         Ok(Response::new(()))
-    }
-
-    async fn create_role(
-        &self,
-        _request: Request<pb::CreateRoleRequest>,
-    ) -> Result<Response<pb::Role>, Status> {
-        Err(Status::unimplemented("CreateRole"))
-    }
-
-    async fn update_role(
-        &self,
-        _request: Request<pb::UpdateRoleRequest>,
-    ) -> Result<Response<pb::Role>, Status> {
-        Err(Status::unimplemented("UpdateRole"))
-    }
-
-    async fn delete_role(
-        &self,
-        _request: Request<pb::DeleteRoleRequest>,
-    ) -> Result<Response<()>, Status> {
-        Err(Status::unimplemented("DeleteRole"))
-    }
-
-    async fn set_default_role(
-        &self,
-        _request: Request<pb::SetDefaultRoleRequest>,
-    ) -> Result<Response<pb::Role>, Status> {
-        Err(Status::unimplemented("SetDefaultRole"))
     }
 }

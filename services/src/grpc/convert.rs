@@ -5,8 +5,8 @@ use roster_proto::v1 as pb;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    self, DomainError, EffectiveRole, Email, Group, Member, PasswordPolicy, PersonName, RoleSource,
-    ScimType, Tenant, Token, TokenKind, User, UserInput,
+    self, DomainError, EffectiveRole, Email, Group, Member, PasswordPolicy, PersonName, Role,
+    RoleSource, ScimType, Tenant, Token, TokenKind, User, UserInput,
 };
 
 pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
@@ -78,8 +78,9 @@ pub fn user_input(u: pb::User) -> UserInput {
     }
 }
 
-pub fn user(u: User) -> pb::User {
-    let effective = u.effective_role();
+/// A user, with its effective role under the tenant's `default_role`.
+pub fn user(u: User, default_role: &str) -> pb::User {
+    let effective = u.effective_role(default_role);
     let a = u.attrs;
     let name = if a.name.is_empty() {
         None
@@ -200,14 +201,26 @@ pub fn with_members(view: i32) -> bool {
     pb::GroupView::try_from(view) == Ok(pb::GroupView::Full)
 }
 
-pub fn tenant(t: Tenant) -> pb::Tenant {
+/// A tenant; `scim_base_url` is where its identity provider sends SCIM requests.
+pub fn tenant(t: Tenant, scim_base_url: &str) -> pb::Tenant {
     pb::Tenant {
         id: t.id,
         name: t.name,
         password_policy: password_policy(t.password_policy) as i32,
         create_time: Some(timestamp(t.created)),
         scim_enabled: t.scim_enabled,
-        ..Default::default()
+        scim_base_url: scim_base_url.to_owned(),
+        default_role: t.default_role,
+    }
+}
+
+pub fn role(r: Role, default_role: &str) -> pb::Role {
+    pb::Role {
+        is_default: r.name == default_role,
+        name: r.name,
+        description: r.description,
+        permissions: r.permissions,
+        built_in: r.built_in,
     }
 }
 
@@ -230,14 +243,21 @@ pub fn token_kind(k: TokenKind) -> pb::TokenKind {
         TokenKind::Scim => pb::TokenKind::Scim,
         TokenKind::Admin => pb::TokenKind::Admin,
         TokenKind::Operator => pb::TokenKind::Operator,
+        TokenKind::Service => pb::TokenKind::Service,
     }
 }
 
-pub fn token_kind_from(k: i32) -> TokenKind {
+/// A requested kind; unspecified or unknown is INVALID_ARGUMENT (never a silent default).
+pub fn token_kind_from(k: i32) -> Result<TokenKind, DomainError> {
     match pb::TokenKind::try_from(k) {
-        Ok(pb::TokenKind::Admin) => TokenKind::Admin,
-        Ok(pb::TokenKind::Operator) => TokenKind::Operator,
-        _ => TokenKind::Scim,
+        Ok(pb::TokenKind::Scim) => Ok(TokenKind::Scim),
+        Ok(pb::TokenKind::Admin) => Ok(TokenKind::Admin),
+        Ok(pb::TokenKind::Operator) => Ok(TokenKind::Operator),
+        Ok(pb::TokenKind::Service) => Ok(TokenKind::Service),
+        _ => Err(DomainError::invalid(
+            ScimType::InvalidValue,
+            "kind must be TOKEN_KIND_SCIM, TOKEN_KIND_SERVICE, TOKEN_KIND_ADMIN or TOKEN_KIND_OPERATOR",
+        )),
     }
 }
 
@@ -253,7 +273,10 @@ pub fn token(t: Token) -> pb::Token {
         expire_time: t.expires.map(timestamp),
         revoke_time: t.revoked_at.map(timestamp),
         created_by: t.created_by,
-        ..Default::default()
+        read_only: t.read_only,
+        last_use_time: t.last_used.map(timestamp),
+        user_id: t.user_id.unwrap_or_default(),
+        basic_username: t.basic_username.unwrap_or_default(),
     }
 }
 

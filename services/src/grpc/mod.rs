@@ -2,6 +2,7 @@
 //! leaves through `status::From<DomainError>`.
 
 mod access;
+mod admin;
 pub mod convert;
 pub mod status;
 
@@ -9,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use roster_proto::v1 as pb;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
@@ -18,7 +20,7 @@ use crate::domain::{
 };
 use crate::password;
 use crate::storage::paging::{HintKey, PageHints};
-use crate::storage::{Db, Store, filter, groups, tenants, tokens, users};
+use crate::storage::{Db, Store, filter, groups, tokens, users};
 
 /// How long a replica trusts a token it has checked before asking the database again: the
 /// bound on how late a revocation made on another replica takes effect here.
@@ -30,9 +32,27 @@ const AUTH_CACHE_MAX: usize = 10_000;
 #[derive(Default)]
 struct AuthCache {
     entries: Mutex<HashMap<String, (Principal, Instant)>>,
+    /// HTTP Basic credentials (by digest) already verified against a stored Argon2id hash.
+    verified: Mutex<HashMap<String, String>>,
 }
 
 impl AuthCache {
+    /// Whether the credentials of digest `key` were verified against exactly `phc`.
+    fn verified(&self, key: &str, phc: &str) -> bool {
+        self.verified
+            .lock()
+            .is_ok_and(|v| v.get(key).is_some_and(|known| known == phc))
+    }
+
+    fn remember_verified(&self, key: String, phc: String) {
+        if let Ok(mut v) = self.verified.lock() {
+            if v.len() >= AUTH_CACHE_MAX {
+                v.clear();
+            }
+            v.insert(key, phc);
+        }
+    }
+
     fn get(&self, key: &str) -> Option<Principal> {
         let entries = self.entries.lock().ok()?;
         match entries.get(key) {
@@ -64,6 +84,17 @@ impl AuthCache {
             entries.clear();
         }
     }
+
+    /// Forgets the admin tokens acting for `user_id` (any user: `None`), whose grant may have
+    /// changed with that user's role, so that a demotion made here takes effect at once.
+    fn forget_admins(&self, user_id: Option<&str>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (p, _)| {
+                p.kind != TokenKind::Admin
+                    || user_id.is_some_and(|id| p.user_id.as_deref() != Some(id))
+            });
+        }
+    }
 }
 
 /// The gRPC API over one store. Cheap to clone.
@@ -74,6 +105,8 @@ pub struct Api {
     hashing: Arc<Semaphore>,
     auth: Arc<AuthCache>,
     hints: Arc<PageHints>,
+    /// Reported as each tenant's SCIM base URL (empty: unknown).
+    scim_base_url: Arc<str>,
 }
 
 impl Api {
@@ -83,35 +116,49 @@ impl Api {
             hashing: Arc::new(Semaphore::new(hashing_threads.max(1))),
             auth: Arc::new(AuthCache::default()),
             hints: Arc::new(PageHints::default()),
+            scim_base_url: Arc::from(""),
         }
     }
 
+    /// Where identity providers send SCIM requests (e.g. `https://roster.example.com/scim/v2`),
+    /// reported with each tenant.
+    pub fn with_scim_base_url(mut self, url: &str) -> Api {
+        self.scim_base_url = Arc::from(url.trim_end_matches('/'));
+        self
+    }
+
     /// Authenticates the caller and runs `f` (which only reads) on a database thread.
-    async fn call<T, F>(&self, token: String, f: F) -> Result<T, Status>
+    async fn call<T, F>(&self, cred: Credential, f: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
     {
-        self.call_as(false, token, f).await
+        self.call_as(Access::Read, cred, f).await
     }
 
     /// Authenticates the caller and runs `f`, which writes, through the store's write path.
-    async fn call_write<T, F>(&self, token: String, f: F) -> Result<T, Status>
+    /// Read-only tokens are refused.
+    async fn call_write<T, F>(&self, cred: Credential, f: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
     {
-        self.call_as(true, token, f).await
+        self.call_as(Access::Write, cred, f).await
     }
 
-    async fn call_as<T, F>(&self, write: bool, token: String, f: F) -> Result<T, Status>
+    async fn call_as<T, F>(&self, access: Access, cred: Credential, f: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
     {
-        let key = tokens::hash_secret(&token);
-        if let Some(principal) = self.auth.get(&key) {
-            principal.require_enabled().map_err(Status::from)?;
+        let write = access == Access::Write;
+        let known = match &cred {
+            Credential::Local(p) => Some(p.as_ref().clone()),
+            Credential::Bearer(secret) => self.auth.get(&tokens::hash_secret(secret)),
+            Credential::Basic { .. } => Some(self.basic_principal(&cred).await?),
+        };
+        if let Some(principal) = known {
+            access.check(&principal).map_err(Status::from)?;
             let job = move |db: &mut Db<'_>| f(db, &principal);
             let result = if write {
                 self.store.run_write(job).await
@@ -120,23 +167,89 @@ impl Api {
             };
             return result.map_err(Status::from);
         }
-        let job = move |db: &mut Db<'_>| {
-            let principal = tokens::authenticate(db.conn, &token)?;
-            let result = principal.require_enabled().and_then(|()| f(db, &principal));
-            Ok((principal, result))
+        // A bearer token this replica has not checked lately: check it and run `f` on the
+        // same database thread.
+        let Credential::Bearer(secret) = cred else {
+            return Err(Status::from(DomainError::Unauthenticated));
         };
-        let (principal, result) = if write {
+        let key = tokens::hash_secret(&secret);
+        let job = move |db: &mut Db<'_>| {
+            let found = tokens::authenticate(db.conn, &secret)?;
+            let p = &found.principal;
+            let result = access.check(p).and_then(|()| f(db, p));
+            Ok((found, result))
+        };
+        let (found, result) = if write {
             self.store.run_write(job).await
         } else {
             self.store.run(job).await
         }
         .map_err(Status::from)?;
-        self.auth.put(key, principal);
+        self.touch(&found);
+        self.auth.put(key, found.principal);
         result.map_err(Status::from)
     }
 
-    async fn principal(&self, token: String) -> Result<Principal, Status> {
-        self.call(token, |_, p| Ok(p.clone())).await
+    /// Records, at most once a minute per token, when it was used; off the request's path.
+    fn touch(&self, found: &tokens::Authenticated) {
+        if !tokens::needs_touch(found.last_used) {
+            return;
+        }
+        let store = self.store.clone();
+        let (tenant_id, id) = (
+            found.principal.tenant_id.clone(),
+            found.principal.token_id.clone(),
+        );
+        tokio::spawn(async move {
+            let touched = store
+                .run_write(move |db| db.write(|c| tokens::touch(c, &tenant_id, &id)))
+                .await;
+            if let Err(e) = touched {
+                tracing::warn!(error = %e, "could not record a token's last use");
+            }
+        });
+    }
+
+    /// HTTP Basic credentials: the stored Argon2id hash is checked once per credentials and
+    /// stored hash (then remembered by digest), so that a request costs no hashing after the
+    /// first; the token's row is still read at least every [`AUTH_CACHE_TTL`].
+    async fn basic_principal(&self, cred: &Credential) -> Result<Principal, Status> {
+        let Credential::Basic { username, password } = cred else {
+            return Err(Status::from(DomainError::Unauthenticated));
+        };
+        let key = tokens::hash_secret(&format!("basic\0{username}\0{password}"));
+        if let Some(p) = self.auth.get(&key) {
+            return Ok(p);
+        }
+        let name = username.clone();
+        let (found, phc) = self
+            .store
+            .run(move |db| tokens::find_basic(db.conn, &name))
+            .await
+            .map_err(Status::from)?;
+        if !self.auth.verified(&key, &phc) {
+            let _permit = self
+                .hashing
+                .acquire()
+                .await
+                .map_err(|e| Status::from(DomainError::internal(e)))?;
+            let (password, stored) = (password.clone(), phc.clone());
+            let ok = tokio::task::spawn_blocking(move || password::verify(&password, &stored))
+                .await
+                .map_err(|e| Status::from(DomainError::internal(e)))?;
+            if !ok {
+                return Err(Status::from(DomainError::Unauthenticated));
+            }
+            self.auth.remember_verified(key.clone(), phc);
+        }
+        self.touch(&found);
+        self.auth.put(key, found.principal.clone());
+        Ok(found.principal)
+    }
+
+    /// The caller, checked as for a read.
+    async fn principal(&self, cred: Credential) -> Result<Principal, Status> {
+        self.call(cred, |_, p| Ok(p.clone())).await
     }
 
     /// The Argon2id hash of `password` under the caller's policy (`None`: not kept).
@@ -161,8 +274,46 @@ impl Api {
     }
 }
 
-/// The bearer token of a call: `authorization: Bearer <token>` (or the bare token).
-fn bearer<T>(req: &Request<T>) -> Result<String, Status> {
+/// What a call must be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    /// Only who the caller is (WhoAmI): answered even to a token that may do nothing else.
+    Identify,
+}
+
+impl Access {
+    fn check(self, p: &Principal) -> Result<(), DomainError> {
+        match self {
+            Access::Identify => Ok(()),
+            Access::Read => p.require_enabled(),
+            Access::Write => p.require_enabled().and_then(|()| p.require_write()),
+        }
+    }
+}
+
+/// How a call authenticates.
+#[derive(Clone)]
+pub(crate) enum Credential {
+    /// `authorization: Bearer <token>` (or the bare token).
+    Bearer(String),
+    /// `authorization: Basic <base64(user:password)>` (Okta's "Basic Auth" mode).
+    Basic { username: String, password: String },
+    /// A caller inside this process (the operator's CLI), set as a request extension: never
+    /// from the network.
+    Local(Arc<Principal>),
+}
+
+/// Marks a request made inside the process on behalf of `0` (see [`Credential::Local`]).
+#[derive(Clone)]
+pub struct LocalCaller(pub Arc<Principal>);
+
+/// The credentials of a call.
+fn bearer<T>(req: &Request<T>) -> Result<Credential, Status> {
+    if let Some(LocalCaller(p)) = req.extensions().get::<LocalCaller>() {
+        return Ok(Credential::Local(Arc::clone(p)));
+    }
     let value = req
         .metadata()
         .get("authorization")
@@ -170,11 +321,26 @@ fn bearer<T>(req: &Request<T>) -> Result<String, Status> {
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| Status::from(DomainError::Unauthenticated))?;
-    let token = match value.split_once(' ') {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
-        _ => value,
-    };
-    Ok(token.to_owned())
+    match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(Credential::Bearer(rest.trim().to_owned()))
+        }
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| Status::from(DomainError::Unauthenticated))?;
+            let (username, password) = decoded
+                .split_once(':')
+                .ok_or_else(|| Status::from(DomainError::Unauthenticated))?;
+            Ok(Credential::Basic {
+                username: username.to_owned(),
+                password: password.to_owned(),
+            })
+        }
+        _ => Ok(Credential::Bearer(value.to_owned())),
+    }
 }
 
 #[tonic::async_trait]
@@ -194,7 +360,8 @@ impl pb::user_service_server::UserService for Api {
         let created = match password {
             None => {
                 self.call_write(token, move |db, p| {
-                    db.write(|c| users::create(c, &p.tenant_id, &input, None))
+                    let user = db.write(|c| users::create(c, &p.tenant_id, &input, None))?;
+                    Ok((user, p.default_role.clone()))
                 })
                 .await?
             }
@@ -202,12 +369,14 @@ impl pb::user_service_server::UserService for Api {
                 let principal = self.principal(token.clone()).await?;
                 let hash = self.password_hash(&principal, password).await?;
                 self.call_write(token, move |db, p| {
-                    db.write(|c| users::create(c, &p.tenant_id, &input, hash.clone()))
+                    let user =
+                        db.write(|c| users::create(c, &p.tenant_id, &input, hash.clone()))?;
+                    Ok((user, p.default_role.clone()))
                 })
                 .await?
             }
         };
-        Ok(Response::new(convert::user(created)))
+        Ok(Response::new(convert::user(created.0, &created.1)))
     }
 
     #[tracing::instrument(skip_all, name = "GetUser")]
@@ -217,10 +386,15 @@ impl pb::user_service_server::UserService for Api {
     ) -> Result<Response<pb::User>, Status> {
         let token = bearer(&request)?;
         let id = request.into_inner().id;
-        let user = self
-            .call(token, move |db, p| users::get(db.conn, &p.tenant_id, &id))
+        let (user, default_role) = self
+            .call(token, move |db, p| {
+                Ok((
+                    users::get(db.conn, &p.tenant_id, &id)?,
+                    p.default_role.clone(),
+                ))
+            })
             .await?;
-        Ok(Response::new(convert::user(user)))
+        Ok(Response::new(convert::user(user, &default_role)))
     }
 
     #[tracing::instrument(skip_all, name = "ListUsers")]
@@ -233,15 +407,20 @@ impl pb::user_service_server::UserService for Api {
         let page = page_request(req.page_size, &req.page_token, req.skip)?;
         let filter = filter::parse(&req.filter).map_err(Status::from)?;
         let hints = Arc::clone(&self.hints);
-        let found = self
+        let (found, default_role) = self
             .call(token, move |db, p| {
-                paged(&hints, p, "users", req.filter, page, |page, total| {
+                let found = paged(&hints, p, "users", req.filter, page, |page, total| {
                     users::list(db.conn, &p.tenant_id, filter.as_ref(), page, total)
-                })
+                })?;
+                Ok((found, p.default_role.clone()))
             })
             .await?;
         Ok(Response::new(pb::ListUsersResponse {
-            users: found.items.into_iter().map(convert::user).collect(),
+            users: found
+                .items
+                .into_iter()
+                .map(|u| convert::user(u, &default_role))
+                .collect(),
             next_page_token: convert::page_token(found.next_after),
             total_size: found.total,
             ..Default::default()
@@ -284,10 +463,12 @@ impl pb::user_service_server::UserService for Api {
                     password_hash: password_hash.clone(),
                     expected_version: expected,
                 };
-                db.write(|c| users::update(c, &p.tenant_id, &upd))
+                let user = db.write(|c| users::update(c, &p.tenant_id, &upd))?;
+                Ok((user, p.default_role.clone()))
             })
             .await?;
-        Ok(Response::new(convert::user(updated)))
+        self.auth.forget_admins(Some(&updated.0.id));
+        Ok(Response::new(convert::user(updated.0, &updated.1)))
     }
 
     #[tracing::instrument(skip_all, name = "DeleteUser")]
@@ -298,10 +479,12 @@ impl pb::user_service_server::UserService for Api {
         let token = bearer(&request)?;
         let req = request.into_inner();
         let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
+        let id = req.id.clone();
         self.call_write(token, move |db, p| {
             db.write(|c| users::delete(c, &p.tenant_id, &req.id, expected))
         })
         .await?;
+        self.auth.forget_admins(Some(&id));
         Ok(Response::new(()))
     }
 }
@@ -480,6 +663,8 @@ impl pb::group_service_server::GroupService for Api {
                 groups::get(db.conn, &p.tenant_id, &id, full)
             })
             .await?;
+        // Memberships decide group-derived roles.
+        self.auth.forget_admins(None);
         Ok(Response::new(convert::group(updated)))
     }
 
@@ -495,6 +680,7 @@ impl pb::group_service_server::GroupService for Api {
             db.write(|c| groups::delete(c, &p.tenant_id, &req.id, expected))
         })
         .await?;
+        self.auth.forget_admins(None);
         Ok(Response::new(()))
     }
 
@@ -556,234 +742,7 @@ impl Api {
                 groups::get(db.conn, &p.tenant_id, &id, full)
             })
             .await?;
+        self.auth.forget_admins(None);
         Ok(Response::new(convert::group(group)))
     }
-}
-
-#[tonic::async_trait]
-impl pb::admin_service_server::AdminService for Api {
-    #[tracing::instrument(skip_all, name = "CreateTenant")]
-    async fn create_tenant(
-        &self,
-        request: Request<pb::CreateTenantRequest>,
-    ) -> Result<Response<pb::Tenant>, Status> {
-        let token = bearer(&request)?;
-        let req = request.into_inner();
-        let policy = convert::password_policy_from(req.password_policy);
-        let tenant = self
-            .call_write(token, move |db, p| {
-                p.require_operator()?;
-                db.write(|c| tenants::create(c, &req.name, policy))
-            })
-            .await?;
-        Ok(Response::new(convert::tenant(tenant)))
-    }
-
-    #[tracing::instrument(skip_all, name = "ListTenants")]
-    async fn list_tenants(
-        &self,
-        request: Request<pb::ListTenantsRequest>,
-    ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let token = bearer(&request)?;
-        let all = self
-            .call(token, move |db, p| {
-                p.require_operator()?;
-                tenants::list(db.conn)
-            })
-            .await?;
-        Ok(Response::new(pb::ListTenantsResponse {
-            tenants: all.into_iter().map(convert::tenant).collect(),
-        }))
-    }
-
-    #[tracing::instrument(skip_all, name = "UpdateTenant")]
-    async fn update_tenant(
-        &self,
-        request: Request<pb::UpdateTenantRequest>,
-    ) -> Result<Response<pb::Tenant>, Status> {
-        let token = bearer(&request)?;
-        let req = request.into_inner();
-        let tenant = req.tenant.unwrap_or_default();
-        let mut changes = tenants::TenantChanges::default();
-        for path in req.update_mask.map(|m| m.paths).unwrap_or_default() {
-            match path.as_str() {
-                "name" => changes.name = Some(tenant.name.clone()),
-                "scim_enabled" | "scimEnabled" => changes.scim_enabled = Some(tenant.scim_enabled),
-                "password_policy" | "passwordPolicy" => {
-                    changes.password_policy =
-                        Some(convert::password_policy_from(tenant.password_policy));
-                }
-                other => {
-                    return Err(Status::from(DomainError::invalid(
-                        crate::domain::ScimType::InvalidPath,
-                        format!("{other:?} is not a writable field of Tenant"),
-                    )));
-                }
-            }
-        }
-        let id = tenant.id;
-        let updated = self
-            .call_write(token, move |db, p| {
-                p.require_admin()?;
-                if changes.name.is_some() || (!id.is_empty() && id != p.tenant_id) {
-                    p.require_operator()?;
-                }
-                let id = if id.is_empty() {
-                    p.tenant_id.clone()
-                } else {
-                    id
-                };
-                db.write(|c| tenants::update(c, &id, &changes))
-            })
-            .await?;
-        // At once here; other replicas follow within AUTH_CACHE_TTL.
-        self.auth.clear();
-        Ok(Response::new(convert::tenant(updated)))
-    }
-
-    #[tracing::instrument(skip_all, name = "WhoAmI")]
-    async fn who_am_i(
-        &self,
-        request: Request<pb::WhoAmIRequest>,
-    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        let token = bearer(&request)?;
-        let (tenant, p) = self
-            .call(token, move |db, p| {
-                Ok((tenants::find(db.conn, &p.tenant_id)?, p.clone()))
-            })
-            .await?;
-        Ok(Response::new(pb::WhoAmIResponse {
-            tenant: Some(convert::tenant(tenant)),
-            kind: convert::token_kind(p.kind) as i32,
-            token_id: p.token_id,
-            ..Default::default()
-        }))
-    }
-
-    #[tracing::instrument(skip_all, name = "CreateToken")]
-    async fn create_token(
-        &self,
-        request: Request<pb::CreateTokenRequest>,
-    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        let token = bearer(&request)?;
-        let req = request.into_inner();
-        let kind = convert::token_kind_from(req.kind);
-        let (created, secret) = self
-            .call_write(token, move |db, p| {
-                p.require_admin()?;
-                if kind == TokenKind::Operator {
-                    p.require_operator()?;
-                }
-                if req.ttl_seconds < 0 {
-                    return Err(DomainError::invalid(
-                        crate::domain::ScimType::InvalidValue,
-                        "ttl_seconds must not be negative",
-                    ));
-                }
-                let tenant = target_tenant(db, p, &req.tenant)?;
-                let expires_at = (req.ttl_seconds > 0)
-                    .then(|| crate::storage::now() + time::Duration::seconds(req.ttl_seconds));
-                let new = tokens::NewToken {
-                    kind,
-                    description: &req.description,
-                    created_by: &p.token_id,
-                    expires_at,
-                };
-                db.write(|c| tokens::create(c, &tenant.0, &tenant.1, &new))
-            })
-            .await?;
-        Ok(Response::new(pb::CreateTokenResponse {
-            token: Some(convert::token(created)),
-            secret,
-        }))
-    }
-
-    #[tracing::instrument(skip_all, name = "RegenerateToken")]
-    async fn regenerate_token(
-        &self,
-        request: Request<pb::RegenerateTokenRequest>,
-    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        let token = bearer(&request)?;
-        let req = request.into_inner();
-        if !(0..=crate::domain::MAX_TOKEN_GRACE_SECONDS).contains(&req.grace_seconds) {
-            return Err(Status::from(DomainError::invalid(
-                crate::domain::ScimType::InvalidValue,
-                format!(
-                    "grace_seconds must be between 0 and {}",
-                    crate::domain::MAX_TOKEN_GRACE_SECONDS
-                ),
-            )));
-        }
-        let (created, secret) = self
-            .call_write(token, move |db, p| {
-                p.require_admin()?;
-                db.write(|c| {
-                    tokens::regenerate(
-                        c,
-                        &p.tenant_id,
-                        &p.tenant_name,
-                        &req.id,
-                        req.grace_seconds,
-                        &p.token_id,
-                    )
-                })
-            })
-            .await?;
-        // The old secret's new end takes effect here at once; other replicas within a second.
-        self.auth.clear();
-        Ok(Response::new(pb::CreateTokenResponse {
-            token: Some(convert::token(created)),
-            secret,
-        }))
-    }
-
-    #[tracing::instrument(skip_all, name = "ListTokens")]
-    async fn list_tokens(
-        &self,
-        request: Request<pb::ListTokensRequest>,
-    ) -> Result<Response<pb::ListTokensResponse>, Status> {
-        let token = bearer(&request)?;
-        let req = request.into_inner();
-        let all = self
-            .call(token, move |db, p| {
-                p.require_admin()?;
-                let tenant = target_tenant(db, p, &req.tenant)?;
-                tokens::list(db.conn, &tenant.0, &tenant.1)
-            })
-            .await?;
-        Ok(Response::new(pb::ListTokensResponse {
-            tokens: all.into_iter().map(convert::token).collect(),
-        }))
-    }
-
-    #[tracing::instrument(skip_all, name = "RevokeToken")]
-    async fn revoke_token(
-        &self,
-        request: Request<pb::RevokeTokenRequest>,
-    ) -> Result<Response<()>, Status> {
-        let token = bearer(&request)?;
-        let req = request.into_inner();
-        self.call_write(token, move |db, p| {
-            p.require_admin()?;
-            db.write(|c| tokens::revoke(c, &p.tenant_id, &req.id))
-        })
-        .await?;
-        // At once here; other replicas stop trusting it within AUTH_CACHE_TTL.
-        self.auth.clear();
-        Ok(Response::new(()))
-    }
-}
-
-/// The tenant (id, name) an admin call acts on: the caller's own, or, for the operator, any.
-fn target_tenant(
-    db: &mut Db<'_>,
-    p: &Principal,
-    name: &str,
-) -> Result<(String, String), DomainError> {
-    if name.is_empty() || name == p.tenant_name {
-        return Ok((p.tenant_id.clone(), p.tenant_name.clone()));
-    }
-    p.require_operator()?;
-    let t = tenants::find_by_name(db.conn, name)?;
-    Ok((t.id, t.name))
 }

@@ -40,6 +40,9 @@ impl From<DomainError> for Status {
             DomainError::PermissionDenied(detail) => {
                 with_reason(Code::PermissionDenied, detail, "PERMISSION_DENIED")
             }
+            DomainError::FailedPrecondition(detail) => {
+                with_reason(Code::FailedPrecondition, detail, "FAILED_PRECONDITION")
+            }
             DomainError::Internal(source) => {
                 tracing::error!(error = %source, "internal error");
                 with_reason(Code::Internal, "internal error".to_owned(), "INTERNAL")

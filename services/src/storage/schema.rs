@@ -94,6 +94,20 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        read_only -> Bool,
+        user_id -> Nullable<Text>,
+        basic_username -> Nullable<Text>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    roles (tenant_id, name) {
+        tenant_id -> Text,
+        name -> Text,
+        description -> Text,
+        permissions -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -104,5 +118,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     groups,
     group_members,
     group_roles,
-    tokens
+    tokens,
+    roles
 );

@@ -7,6 +7,7 @@ use time::PrimitiveDateTime;
 
 use super::filter;
 use super::on_backend;
+use super::roles;
 use super::schema::{group_members, group_roles, groups, user_emails, users};
 use super::{CHUNK, DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{
@@ -215,6 +216,9 @@ pub fn create(
     password_hash: Option<String>,
 ) -> Result<User, TxError> {
     input.validate()?;
+    if let Some(role) = &input.role {
+        roles::require(conn, tenant_id, role)?;
+    }
     let at = now();
     let row = UserRow::new(tenant_id, new_id(), input, password_hash, 1, at, at)?;
     on_backend!(conn, |c| diesel::insert_into(users::table)
@@ -457,6 +461,11 @@ pub fn update(
         field.copy(&mut next, upd.input);
     }
     next.validate()?;
+    if let Some(role) = &next.role
+        && next.role != current.attrs.role
+    {
+        roles::require(conn, tenant_id, role)?;
+    }
     let new_hash = match &upd.password_hash {
         Some(h) => h.clone(),
         None => old_hash.clone(),
