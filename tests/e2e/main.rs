@@ -4,6 +4,7 @@
 // A test that cannot go on fails loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bulk;
 mod cli;
 mod groups;
 mod grpc;
