@@ -128,6 +128,10 @@ struct ScimArgs {
     /// The largest request body accepted, in bytes.
     #[arg(long, env = "ROSTER_BODY_LIMIT", default_value_t = 1024 * 1024)]
     body_limit: usize,
+    /// Refuse User and Group attributes that no served schema declares (400 invalidValue)
+    /// instead of keeping them as written.
+    #[arg(long, env = "ROSTER_STRICT_SCHEMA")]
+    strict_schema: bool,
 }
 
 impl ScimArgs {
@@ -135,6 +139,7 @@ impl ScimArgs {
         FacadeConfig {
             public_base_url: self.public_url.clone(),
             body_limit: self.body_limit,
+            strict_schema: self.strict_schema,
             ..FacadeConfig::default()
         }
     }

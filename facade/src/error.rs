@@ -124,7 +124,10 @@ impl ScimError {
     /// with the status's canonical reason as the detail.
     pub(crate) fn from_status(status: StatusCode) -> Self {
         let detail = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "request body too large",
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                "request body too large: it exceeds the payload limit (bulk.maxPayloadSize in \
+                 /ServiceProviderConfig)"
+            }
             StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this resource",
             StatusCode::NOT_FOUND => "no such resource",
             s => s.canonical_reason().unwrap_or("error"),
@@ -186,8 +189,10 @@ fn retry_after_seconds(status: &tonic::Status) -> Option<u64> {
     Some(secs.max(1))
 }
 
-impl IntoResponse for ScimError {
-    fn into_response(self) -> Response {
+impl ScimError {
+    /// The `urn:ietf:params:scim:api:messages:2.0:Error` body (also a Bulk operation's
+    /// `response`).
+    pub(crate) fn body(&self) -> serde_json::Value {
         let mut body = serde_json::Map::new();
         body.insert(
             "schemas".into(),
@@ -197,8 +202,14 @@ impl IntoResponse for ScimError {
         if let Some(t) = self.scim_type {
             body.insert("scimType".into(), t.as_str().into());
         }
-        body.insert("detail".into(), self.detail.into());
-        let mut response = scim_json(self.status, &serde_json::Value::Object(body));
+        body.insert("detail".into(), self.detail.clone().into());
+        serde_json::Value::Object(body)
+    }
+}
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        let mut response = scim_json(self.status, &self.body());
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(

@@ -66,7 +66,12 @@ impl FromRequestParts<AppState> for BaseUrl {
 /// The entity tag of a conditional header: the first tag, without `W/` and quotes. `None` when
 /// absent or `*` (which any existing resource matches).
 fn entity_tag(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    let raw = headers.get(name)?.to_str().ok()?;
+    parse_entity_tag(headers.get(name)?.to_str().ok()?)
+}
+
+/// The first entity tag of a header value (or a Bulk operation's `version`), without `W/` and
+/// quotes. `None` when empty or `*`.
+pub(crate) fn parse_entity_tag(raw: &str) -> Option<String> {
     let first = raw.split(',').next()?.trim();
     let tag = first.strip_prefix("W/").unwrap_or(first).trim_matches('"');
     (!tag.is_empty() && tag != "*").then(|| tag.to_owned())

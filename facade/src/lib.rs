@@ -36,6 +36,12 @@ pub struct FacadeConfig {
     pub body_limit: usize,
     /// The largest SCIM `count` honoured on list requests; larger values are clamped.
     pub max_page_size: i32,
+    /// The most operations one `POST /Bulk` may carry (413 above it). Its payload limit is
+    /// `body_limit`.
+    pub bulk_max_operations: usize,
+    /// Refuse attributes that no served schema declares (400 `invalidValue`) instead of keeping
+    /// them as written. Off by default: Okta and Entra send custom attributes.
+    pub strict_schema: bool,
 }
 
 impl Default for FacadeConfig {
@@ -44,6 +50,8 @@ impl Default for FacadeConfig {
             public_base_url: None,
             body_limit: 1024 * 1024,
             max_page_size: 1000,
+            bulk_max_operations: 1000,
+            strict_schema: false,
         }
     }
 }
@@ -62,7 +70,13 @@ pub(crate) struct AppState {
 /// `/ResourceTypes`, `/Schemas`), with tracing, the body limit, panic catching and SCIM error
 /// bodies on every failure.
 pub fn router(transport: Transport, config: FacadeConfig) -> axum::Router {
-    let service_provider_config = scim::discovery::service_provider_config(config.max_page_size);
+    let service_provider_config = scim::discovery::service_provider_config(
+        config.max_page_size,
+        scim::discovery::BulkLimits {
+            max_operations: config.bulk_max_operations,
+            max_payload_size: config.body_limit,
+        },
+    );
     routes::router(AppState {
         transport,
         config: Arc::new(config),

@@ -91,6 +91,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(backend, roster::FacadeConfig::default()).await
+    }
+
+    /// A server whose facade runs with `config`.
+    pub async fn start_with(backend: Backend, config: roster::FacadeConfig) -> TestServer {
         let (db, database_url) = TestDb::create(backend);
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
         let scim = TcpListener::bind("127.0.0.1:0").await.expect("bind SCIM");
@@ -109,7 +114,7 @@ impl TestServer {
         let running = roster::start(
             Some(service.routes),
             Some(grpc),
-            Some((scim, transport, roster::FacadeConfig::default())),
+            Some((scim, transport, config)),
         )
         .expect("start");
         let scim = format!("http://{}/scim/v2", running.scim_addr.expect("scim addr"));
@@ -197,14 +202,15 @@ pub fn assert_scim_error(body: &Value, status: u16, scim_type: Option<&str>) {
     }
 }
 
-/// Runs each listed test on SQLite and on PostgreSQL.
+/// Runs each listed test on SQLite and on PostgreSQL; `config = EXPR;` first starts the facade
+/// with that `roster::FacadeConfig`.
 macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
+    (config = $config:expr; $($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let server = $crate::harness::TestServer::start($crate::harness::Backend::Sqlite).await;
+                    let server = $crate::harness::TestServer::start_with($crate::harness::Backend::Sqlite, $config).await;
                     super::$name(&server).await;
                     server.stop().await;
                 }
@@ -214,12 +220,15 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let server = $crate::harness::TestServer::start($crate::harness::Backend::Postgres).await;
+                    let server = $crate::harness::TestServer::start_with($crate::harness::Backend::Postgres, $config).await;
                     super::$name(&server).await;
                     server.stop().await;
                 }
             )*
         }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::harness::on_both_backends!(config = roster::FacadeConfig::default(); $($name),*);
     };
 }
 pub(crate) use on_both_backends;

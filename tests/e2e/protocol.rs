@@ -196,7 +196,7 @@ async fn discovery(server: &TestServer) {
     let (status, spc) = send(server.scim_req(Method::GET, "/ServiceProviderConfig")).await;
     assert_eq!(status, 200, "{spc}");
     assert_eq!(spc["patch"]["supported"], true);
-    assert_eq!(spc["bulk"]["supported"], false);
+    assert_eq!(spc["bulk"]["supported"], true);
     assert_eq!(spc["etag"]["supported"], true);
     let (status, schemas) = send(server.scim_req(Method::GET, "/Schemas")).await;
     assert_eq!(status, 200);

@@ -1,5 +1,5 @@
 //! Discovery (RFC 7644 §4): `/ServiceProviderConfig`, `/ResourceTypes` and `/Schemas`; and the
-//! endpoints Roster does not implement, `/Me` and `/Bulk` (501).
+//! endpoint Roster does not implement, `/Me` (501).
 //!
 //! Discovery needs the same token as the rest of the API: it is checked with one `WhoAmI` call.
 //! Query parameters are ignored (RFC 7644 §4), except `filter`, which is refused with 403 so that
@@ -119,14 +119,5 @@ pub(crate) async fn me() -> ScimError {
         StatusCode::NOT_IMPLEMENTED,
         None,
         "/Me is not supported: Roster's tokens authenticate provisioning clients, not users",
-    )
-}
-
-/// `/Bulk` (RFC 7644 §3.7), whatever the method: `bulk.supported` is false.
-pub(crate) async fn bulk() -> ScimError {
-    ScimError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        None,
-        "bulk operations are not supported (see /ServiceProviderConfig)",
     )
 }

@@ -21,6 +21,7 @@ use crate::scim::group::{GroupChange, group_from_scim, group_to_scim, plan_group
 use crate::scim::list::{ListQuery, Page, list_response};
 use crate::scim::patch::parse_patch_request;
 use crate::scim::project::Projection;
+use crate::scim::validate::{Resource, check_resource};
 
 fn projection(params: &Params) -> Projection {
     Projection::from_params(params, GROUP_URN, &[])
@@ -41,19 +42,86 @@ fn render(group: &Group, base: &str, projection: &Projection) -> Value {
     doc
 }
 
+// The operations, shared by the routes below and `POST /Bulk`: one function each, from the
+// request body to the stored group (in `view`).
+
+/// POST: checks and translates `body`, creates the group with its members.
+pub(crate) async fn create_group(
+    grpc: &Grpc,
+    body: &Value,
+    view: GroupView,
+    strict: bool,
+) -> Result<Group, ScimError> {
+    check_resource(body, Resource::Group, strict)?;
+    let group = group_from_scim(body)?;
+    let request = CreateGroupRequest {
+        group: Some(group),
+        view: view as i32,
+    };
+    Ok(grpc.create_group(request).await?)
+}
+
+/// PUT: rename and REPLACE the membership with the body's members, in one `UpdateGroup`.
+pub(crate) async fn replace_group(
+    grpc: &Grpc,
+    id: &str,
+    body: &Value,
+    etag: String,
+    view: GroupView,
+    strict: bool,
+) -> Result<Group, ScimError> {
+    check_resource(body, Resource::Group, strict)?;
+    let group = group_from_scim(body)?;
+    let change = GroupChange {
+        display_name: Some(group.display_name),
+        external_id: Some(group.external_id),
+        member_operations: vec![MemberOperation {
+            kind: Kind::Replace as i32,
+            user_ids: group.members.into_iter().map(|m| m.user_id).collect(),
+        }],
+    };
+    Ok(update_group(grpc, id, &change, etag, view).await?)
+}
+
+/// PATCH: one `UpdateGroup` (a `GetGroup` when there is nothing to write, so that a missing
+/// group is still 404).
+pub(crate) async fn patch_group(
+    grpc: &Grpc,
+    id: String,
+    body: &Value,
+    etag: String,
+    view: GroupView,
+) -> Result<Group, ScimError> {
+    let ops = parse_patch_request(body)?;
+    let change = plan_group_patch(&id, &ops)?;
+    let group = if change.is_empty() {
+        // Nothing to write (e.g. a rename to the same id only): still 404 for a missing group.
+        let request = GetGroupRequest {
+            id,
+            view: view as i32,
+        };
+        grpc.get_group(request).await?
+    } else {
+        update_group(grpc, &id, &change, etag, view).await?
+    };
+    Ok(group)
+}
+
+/// DELETE, on the version `etag` if not empty.
+pub(crate) async fn delete_group(grpc: &Grpc, id: String, etag: String) -> Result<(), ScimError> {
+    grpc.delete_group(DeleteGroupRequest { id, etag }).await?;
+    Ok(())
+}
+
 pub(crate) async fn create(
     grpc: Grpc,
+    State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
     params: Params,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimError> {
-    let group = group_from_scim(&body)?;
     let projection = projection(&params);
-    let request = CreateGroupRequest {
-        group: Some(group),
-        view: view(&projection) as i32,
-    };
-    let created = grpc.create_group(request).await?;
+    let created = create_group(&grpc, &body, view(&projection), state.config.strict_schema).await?;
     let location = format!("{base}/Groups/{}", created.id);
     let body = render(&created, &base, &projection);
     Ok(resource(
@@ -163,23 +231,23 @@ pub(super) async fn find(
 /// PUT: rename and REPLACE the membership with the body's members, in one `UpdateGroup`.
 pub(crate) async fn replace(
     grpc: Grpc,
+    State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
     conditions: Conditions,
     params: Params,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimError> {
-    let group = group_from_scim(&body)?;
-    let change = GroupChange {
-        display_name: Some(group.display_name),
-        external_id: Some(group.external_id),
-        member_operations: vec![MemberOperation {
-            kind: Kind::Replace as i32,
-            user_ids: group.members.into_iter().map(|m| m.user_id).collect(),
-        }],
-    };
     let projection = projection(&params);
-    let updated = update_group(&grpc, &id, &change, conditions.etag(), view(&projection)).await?;
+    let updated = replace_group(
+        &grpc,
+        &id,
+        &body,
+        conditions.etag(),
+        view(&projection),
+        state.config.strict_schema,
+    )
+    .await?;
     Ok(resource(
         StatusCode::OK,
         &render(&updated, &base, &projection),
@@ -198,8 +266,6 @@ pub(crate) async fn patch(
     params: Params,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimError> {
-    let ops = parse_patch_request(&body)?;
-    let change = plan_group_patch(&id, &ops)?;
     let projection = projection(&params);
     let wants_body = !projection.is_empty();
     let view = if wants_body {
@@ -207,16 +273,7 @@ pub(crate) async fn patch(
     } else {
         GroupView::Basic
     };
-    let group = if change.is_empty() {
-        // Nothing to write (e.g. a rename to the same id only): still 404 for a missing group.
-        let request = GetGroupRequest {
-            id,
-            view: view as i32,
-        };
-        grpc.get_group(request).await?
-    } else {
-        update_group(&grpc, &id, &change, conditions.etag(), view).await?
-    };
+    let group = patch_group(&grpc, id, &body, conditions.etag(), view).await?;
     if !wants_body {
         return Ok(no_content());
     }
@@ -233,11 +290,7 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
     conditions: Conditions,
 ) -> Result<Response, ScimError> {
-    let request = DeleteGroupRequest {
-        id,
-        etag: conditions.etag(),
-    };
-    grpc.delete_group(request).await?;
+    delete_group(&grpc, id, conditions.etag()).await?;
     Ok(no_content())
 }
 

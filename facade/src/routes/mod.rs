@@ -1,5 +1,6 @@
 //! The router and its layers.
 
+mod bulk;
 mod discovery;
 mod groups;
 mod search;
@@ -54,7 +55,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/Schemas/{urn}", get(discovery::schema))
         .route("/Me", any(discovery::me))
         .route("/Me/{*rest}", any(discovery::me))
-        .route("/Bulk", any(discovery::bulk));
+        .route("/Bulk", post(bulk::bulk));
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<_>| {
             // Never the headers (credentials) nor the query (filters carry user names).

@@ -20,6 +20,9 @@ use crate::scim::patch::{PatchOperation, ResourceSchema, apply_patch, parse_patc
 use crate::scim::project::Projection;
 use crate::scim::user::{user_from_scim, user_to_scim};
 use crate::scim::user_patch::{UserPatchPlan, plan_user_patch};
+use crate::scim::validate::{
+    Resource, check_attributes_of, check_resource, demote_replaced_primaries,
+};
 use crate::scim::{ENTERPRISE_USER_URN, ROSTER_USER_URN, USER_URN};
 
 /// What the PATCH engine needs to know about User documents.
@@ -51,20 +54,84 @@ fn ok(user: &User, base: &str, params: &Params) -> Response {
     )
 }
 
-pub(crate) async fn create(
-    grpc: Grpc,
-    BaseUrl(base): BaseUrl,
-    params: Params,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ScimError> {
-    let parsed = user_from_scim(&body)?;
+// The operations, shared by the routes below and `POST /Bulk`: one function each, from the
+// request body to the stored user.
+
+/// POST: checks and translates `body`, creates the user (active unless the body says not).
+pub(crate) async fn create_user(
+    grpc: &Grpc,
+    body: &Value,
+    strict: bool,
+) -> Result<User, ScimError> {
+    check_resource(body, Resource::User, strict)?;
+    let parsed = user_from_scim(body)?;
     let mut user = parsed.user;
     if !parsed.active_given {
         user.active = true;
     }
-    let created = grpc
+    Ok(grpc
         .create_user(CreateUserRequest { user: Some(user) })
-        .await?;
+        .await?)
+}
+
+/// PUT: a full replace of user `id` by `body`, on the version `if_match` if given.
+pub(crate) async fn replace_user(
+    grpc: &Grpc,
+    id: String,
+    body: &Value,
+    if_match: Option<String>,
+    strict: bool,
+) -> Result<User, ScimError> {
+    check_resource(body, Resource::User, strict)?;
+    let parsed = user_from_scim(body)?;
+    let mask = parsed.replace_mask();
+    let mut user = parsed.user;
+    user.id = id;
+    Ok(update_user(grpc, user, mask, if_match.unwrap_or_default()).await?)
+}
+
+/// PATCH: the fast path (one `UpdateUser`) when it applies, else read-modify-write.
+pub(crate) async fn patch_user(
+    grpc: &Grpc,
+    id: String,
+    body: &Value,
+    if_match: Option<String>,
+    strict: bool,
+) -> Result<User, ScimError> {
+    let ops = parse_patch_request(body)?;
+    match plan_user_patch(&ops)? {
+        UserPatchPlan::Fast { mut user, mask } => {
+            // The fields the operations set, rendered, against the same limits as a body.
+            check_resource(&user_to_scim(&user, ""), Resource::User, false)?;
+            user.id = id;
+            Ok(update_user(grpc, *user, mask, if_match.unwrap_or_default()).await?)
+        }
+        UserPatchPlan::General => patch_general(grpc, &id, &ops, if_match.as_deref(), strict).await,
+    }
+}
+
+/// DELETE, on the version `if_match` if given.
+pub(crate) async fn delete_user(
+    grpc: &Grpc,
+    id: String,
+    if_match: Option<String>,
+) -> Result<(), ScimError> {
+    grpc.delete_user(DeleteUserRequest {
+        id,
+        etag: if_match.unwrap_or_default(),
+    })
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn create(
+    grpc: Grpc,
+    State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+    params: Params,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ScimError> {
+    let created = create_user(&grpc, &body, state.config.strict_schema).await?;
     let location = format!("{base}/Users/{}", created.id);
     let body = render(&created, &base, &projection(&params));
     Ok(resource(
@@ -156,56 +223,62 @@ pub(super) async fn find(
 
 pub(crate) async fn replace(
     grpc: Grpc,
+    State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
     conditions: Conditions,
     params: Params,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimError> {
-    let parsed = user_from_scim(&body)?;
-    let mask = parsed.replace_mask();
-    let mut user = parsed.user;
-    user.id = id;
-    let updated = update_user(&grpc, user, mask, conditions.etag()).await?;
+    let updated = replace_user(
+        &grpc,
+        id,
+        &body,
+        conditions.if_match,
+        state.config.strict_schema,
+    )
+    .await?;
     Ok(ok(&updated, &base, &params))
 }
 
 pub(crate) async fn patch(
     grpc: Grpc,
+    State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
     conditions: Conditions,
     params: Params,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimError> {
-    let ops = parse_patch_request(&body)?;
-    let updated = match plan_user_patch(&ops)? {
-        UserPatchPlan::Fast { mut user, mask } => {
-            user.id = id;
-            update_user(&grpc, *user, mask, conditions.etag()).await?
-        }
-        UserPatchPlan::General => patch_general(&grpc, &id, &ops, &conditions).await?,
-    };
+    let updated = patch_user(
+        &grpc,
+        id,
+        &body,
+        conditions.if_match,
+        state.config.strict_schema,
+    )
+    .await?;
     Ok(ok(&updated, &base, &params))
 }
 
 /// Read, apply the operations to the SCIM document, write it back on the etag read; retried
 /// when another writer came in between (unless the client pinned a version with If-Match).
+///
+/// Only the attributes the operations changed are checked (so that values stored before a
+/// check existed, or before strict mode was turned on, do not block other changes); a value
+/// made primary takes `primary` from the value that had it (RFC 7644 §3.5.2).
 async fn patch_general(
     grpc: &Grpc,
     id: &str,
     ops: &[PatchOperation],
-    conditions: &Conditions,
+    if_match: Option<&str>,
+    strict: bool,
 ) -> Result<User, ScimError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let current = grpc.get_user(GetUserRequest { id: id.to_owned() }).await?;
-        if conditions
-            .if_match
-            .as_ref()
-            .is_some_and(|tag| *tag != current.etag)
-        {
+        if if_match.is_some_and(|tag| tag != current.etag) {
             return Err(ScimError::new(
                 StatusCode::PRECONDITION_FAILED,
                 None,
@@ -216,7 +289,15 @@ async fn patch_general(
         let Value::Object(mut doc) = user_to_scim(&current, "") else {
             return Err(ScimError::internal());
         };
+        let before = doc.clone();
         apply_patch(&mut doc, ops, &USER_PATCH_SCHEMA)?;
+        demote_replaced_primaries(&before, &mut doc);
+        let changed: serde_json::Map<String, Value> = doc
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        check_attributes_of(&changed, Resource::User, strict, &[])?;
         let mut parsed = user_from_scim(&Value::Object(doc))?;
         // The document was complete: an extension the operations removed clears the role.
         parsed.role_given = true;
@@ -226,7 +307,7 @@ async fn patch_general(
         match update_user(grpc, user, mask, current.etag).await {
             Err(status)
                 if status.code() == Code::Aborted
-                    && conditions.if_match.is_none()
+                    && if_match.is_none()
                     && attempt <= PATCH_RETRIES =>
             {
                 tracing::debug!(attempt, "PATCH lost a race with another writer; retrying");
@@ -241,11 +322,7 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
     conditions: Conditions,
 ) -> Result<Response, ScimError> {
-    grpc.delete_user(DeleteUserRequest {
-        id,
-        etag: conditions.etag(),
-    })
-    .await?;
+    delete_user(&grpc, id, conditions.if_match).await?;
     Ok(no_content())
 }
 

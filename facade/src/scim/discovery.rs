@@ -114,14 +114,26 @@ fn group_resource_type() -> Value {
     })
 }
 
+/// What `POST /Bulk` accepts (RFC 7644 §3.7.4).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BulkLimits {
+    pub(crate) max_operations: usize,
+    /// Bytes: the facade's body limit.
+    pub(crate) max_payload_size: usize,
+}
+
 /// What Roster supports, without `meta`. `max_page_size` is the largest `count` honoured.
-pub(crate) fn service_provider_config(max_page_size: i32) -> Value {
+pub(crate) fn service_provider_config(max_page_size: i32, bulk: BulkLimits) -> Value {
     let mut doc = Map::new();
     doc.insert("schemas".into(), json!([SERVICE_PROVIDER_CONFIG_URN]));
     doc.insert("patch".into(), json!({"supported": true}));
     doc.insert(
         "bulk".into(),
-        json!({"supported": false, "maxOperations": 0, "maxPayloadSize": 0}),
+        json!({
+            "supported": true,
+            "maxOperations": bulk.max_operations,
+            "maxPayloadSize": bulk.max_payload_size,
+        }),
     );
     doc.insert(
         "filter".into(),

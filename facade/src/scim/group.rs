@@ -10,6 +10,7 @@ use scim_v2::filter::{AttrExp, CompValue, CompareOp, PatchPath, ValFilter};
 use serde_json::{Map, Value, json};
 
 use super::patch::{OpKind, PatchOperation};
+use super::validate::{Resource, check_length};
 use super::{ENTRA_GROUP_URN, GROUP_URN, as_object, check_schemas, get_ci, meta, opt_string};
 use crate::error::{ScimError, ScimType};
 
@@ -176,6 +177,7 @@ impl GroupChange {
                     .flatten()
                     .filter(|n| !n.trim().is_empty())
                     .ok_or_else(|| ScimError::invalid_value("'displayName' cannot be empty"))?;
+                check_length(Resource::Group, "displayName", &name)?;
                 self.display_name = Some(name);
                 Ok(())
             }
@@ -187,12 +189,14 @@ impl GroupChange {
                 Ok(())
             }
             (GroupAttr::ExternalId, _) => {
-                self.external_id = Some(
-                    value
-                        .map(|v| opt_string("externalId", v))
-                        .transpose()?
-                        .flatten(),
-                );
+                let external_id = value
+                    .map(|v| opt_string("externalId", v))
+                    .transpose()?
+                    .flatten();
+                if let Some(e) = &external_id {
+                    check_length(Resource::Group, "externalId", e)?;
+                }
+                self.external_id = Some(external_id);
                 Ok(())
             }
             // Never read a missing list as "no members": emptying a group takes an explicit `[]`.

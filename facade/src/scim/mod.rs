@@ -13,6 +13,7 @@ pub(crate) mod project;
 pub(crate) mod schema;
 pub(crate) mod user;
 pub(crate) mod user_patch;
+pub(crate) mod validate;
 
 use serde_json::{Map, Value, json};
 
@@ -31,6 +32,8 @@ pub(crate) const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Pat
 pub(crate) const LIST_RESPONSE_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub(crate) const SEARCH_REQUEST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 pub(crate) const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub(crate) const BULK_REQUEST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+pub(crate) const BULK_RESPONSE_URN: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
 
 /// The entry of `map` whose key equals `name` ignoring ASCII case (the last one if several do).
 pub(crate) fn get_ci<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {

@@ -91,7 +91,7 @@ async fn service_provider_config_describes_what_roster_does() {
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "patch": {"supported": true},
-            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "bulk": {"supported": true, "maxOperations": 1000, "maxPayloadSize": 1048576},
             "filter": {"supported": true, "maxResults": 250},
             "changePassword": {"supported": false},
             "sort": {"supported": false},
@@ -264,7 +264,7 @@ async fn writes_to_discovery_are_405() {
 }
 
 #[tokio::test]
-async fn me_and_bulk_are_501() {
+async fn me_is_501_and_bulk_is_post_only() {
     let mock = Mock::default();
     let app = app(&mock);
     let methods = [
@@ -288,11 +288,66 @@ async fn me_and_bulk_are_501() {
             );
         }
     }
-    for method in methods {
+    for method in [Method::GET, Method::PUT, Method::PATCH, Method::DELETE] {
         let reply = send(&app, method, "/scim/v2/Bulk", Some("good"), None).await;
-        assert_scim_error(&reply, StatusCode::NOT_IMPLEMENTED);
+        assert_scim_error(&reply, StatusCode::METHOD_NOT_ALLOWED);
     }
     assert!(mock.calls().is_empty());
+}
+
+#[tokio::test]
+async fn bulk_runs_each_operation_through_the_single_resource_code() {
+    let mock = Mock::default();
+    let app = app(&mock);
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            // A forward reference: the POST of "u" runs first.
+            {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "G", "members": [{"value": "bulkId:u"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "u", "data": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ada"}},
+            {"method": "DELETE", "path": "/Users/bulkId:nope"},
+            {"method": "POST", "path": "/Users", "bulkId": "bad", "data": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": 5}}
+        ]
+    });
+    let reply = send(
+        &app,
+        Method::POST,
+        "/scim/v2/Bulk",
+        Some("good"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.headers[header::CONTENT_TYPE], "application/scim+json");
+    assert_eq!(
+        reply.body,
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkResponse"],
+            "Operations": [
+                {"method": "POST", "bulkId": "g", "location": format!("{BASE}/Groups/g-new"), "status": "201"},
+                {"method": "POST", "bulkId": "u", "location": format!("{BASE}/Users/u-new"), "version": "W/\"1\"", "status": "201"},
+                {"method": "DELETE", "status": "409", "response": {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "409",
+                    "detail": "\"bulkId:nope\" cannot be resolved: no POST of this request with that bulkId succeeded"}},
+                {"method": "POST", "bulkId": "bad", "status": "400", "response": {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400",
+                    "scimType": "invalidValue", "detail": "'userName' must be a string"}}
+            ]
+        })
+    );
+    let calls = mock.calls();
+    // WhoAmI once, the user, then the group with the user's id as its member.
+    assert!(matches!(calls[0], Call::WhoAmI), "{calls:?}");
+    assert!(matches!(calls[1], Call::CreateUser(_)), "{calls:?}");
+    let Call::CreateGroup(group) = &calls[2] else {
+        panic!("{calls:?}");
+    };
+    assert_eq!(group.group.as_ref().unwrap().members[0].user_id, "u-new");
+    assert_eq!(calls.len(), 3, "{calls:?}");
 }
 
 /// What is wrong with a rendered resource against the served schemas: each attribute rendered
