@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
+mod filter_prop;
 mod groups;
 mod grpc;
 mod harness;
