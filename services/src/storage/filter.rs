@@ -511,6 +511,13 @@ enum Target {
         steps: Vec<Step>,
         kind: Kind,
     },
+    /// A complex attribute of the `attributes` document that has a `value`: present as a
+    /// whole, compared through its `value`s (`phoneNumbers co "555"`).
+    JsonWithValue {
+        whole: Vec<Step>,
+        values: Vec<Step>,
+        kind: Kind,
+    },
     /// Rows related to the resource (`groups.*`, `members.*`): the SQL that selects the
     /// resource's ids among them (`… WHERE gm.tenant_id = ? AND `), the column, and whether the
     /// join is needed.
@@ -640,6 +647,10 @@ impl<'t> Compiler<'t> {
                 let leaf = |this: &Self, alias: &str| this.json_leaf(kind, alias, attr, op, value);
                 self.json_exists(&input, &steps, leaf)?
             }
+            Target::JsonWithValue { values, kind, .. } => {
+                let leaf = |this: &Self, alias: &str| this.json_leaf(kind, alias, attr, op, value);
+                self.json_exists(&Input::Column("attributes"), &values, leaf)?
+            }
             Target::Related { relation, column } => {
                 let Some(c) = column else {
                     return Err(invalid(format!(
@@ -687,6 +698,11 @@ impl<'t> Compiler<'t> {
             .push(")"),
             Target::Json { input, steps, .. } => {
                 self.json_exists(&input, &steps, |this, alias| Ok(this.node_present(alias)))?
+            }
+            Target::JsonWithValue { whole, .. } => {
+                self.json_exists(&Input::Column("attributes"), &whole, |this, alias| {
+                    Ok(this.node_present(alias))
+                })?
             }
             // Group ids, display names and member ids are never empty.
             Target::Related { relation, .. } => self.related(relation, None),
@@ -1157,6 +1173,20 @@ fn json_target(
             )));
         }
     };
+    if let (None, Kind::Complex(subs)) = (sub, attr.kind)
+        && let Some(value) = find_sub(subs, "value")
+    {
+        let whole = steps.clone();
+        if attr.multi {
+            steps.push(Step::Elements);
+        }
+        steps.push(Step::Key(value.name));
+        return Ok(Target::JsonWithValue {
+            whole,
+            values: steps,
+            kind: value.kind,
+        });
+    }
     let kind = match sub {
         Some(s) => {
             if attr.multi {
