@@ -107,9 +107,9 @@ pub fn users(
     tenant_id: &str,
     backend: Backend,
 ) -> Result<Expr<users::table>, DomainError> {
-    Ok(Box::new(
-        Compiler::new(backend, tenant_id).filter(f, Resource::User)?,
-    ))
+    let mut cond = Compiler::new(backend, tenant_id).filter(f, Resource::User)?;
+    cond.cacheable = matches!(f, Filter::Attr(_));
+    Ok(Box::new(cond))
 }
 
 /// Compiles a filter over groups of `tenant_id`.
@@ -118,9 +118,9 @@ pub fn groups(
     tenant_id: &str,
     backend: Backend,
 ) -> Result<Expr<groups::table>, DomainError> {
-    Ok(Box::new(
-        Compiler::new(backend, tenant_id).filter(f, Resource::Group)?,
-    ))
+    let mut cond = Compiler::new(backend, tenant_id).filter(f, Resource::Group)?;
+    cond.cacheable = matches!(f, Filter::Attr(_));
+    Ok(Box::new(cond))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,12 +139,16 @@ enum Part {
 #[derive(Debug, Clone, Default)]
 pub struct Cond {
     parts: Vec<Part>,
+    /// Whether a prepared statement may be cached: only for one attribute expression, whose
+    /// shapes are few (combinations are unbounded and would grow the statement cache).
+    cacheable: bool,
 }
 
 impl Cond {
     fn sql(s: impl Into<String>) -> Cond {
         Cond {
             parts: vec![Part::Sql(s.into())],
+            cacheable: false,
         }
     }
 
@@ -226,8 +230,9 @@ where
     PrimitiveDateTime: ToSql<Timestamp, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        // Filters have unbounded shapes: keep them out of the prepared-statement cache.
-        out.unsafe_to_cache_prepared();
+        if !self.cacheable {
+            out.unsafe_to_cache_prepared();
+        }
         for part in &self.parts {
             match part {
                 Part::Sql(s) => out.push_sql(s),
