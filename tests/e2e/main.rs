@@ -7,6 +7,7 @@
 mod access;
 mod bulk;
 mod cli;
+mod filter_prop;
 mod groups;
 mod grpc;
 mod harness;

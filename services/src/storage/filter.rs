@@ -1,21 +1,46 @@
 //! SCIM filters (RFC 7644 §3.4.2.2), parsed by `scim_v2`, compiled to SQL with bound values.
 //!
-//! Attribute names and operators are case-insensitive; string comparisons honour each
-//! attribute's `caseExact` (`userName` and `emails` compare without case through their stored
-//! lower-case keys, which are indexed; `id` and `externalId` compare exactly). Filters are
-//! evaluated by the database, never in memory.
+//! A filter becomes one SQL condition ([`Cond`]): SQL text written here from fixed pieces (column
+//! names, the attribute catalog below) plus bound parameters for every value that comes from
+//! the filter. Filters are evaluated by the database, never in memory.
+//!
+//! What each attribute means:
+//! - Attribute names and operators are case-insensitive; so are the keys of the JSON documents
+//!   (`attributes`, `emails`) the stored attributes are read from.
+//! - String comparisons honour each attribute's `caseExact` as `/Schemas` declares it: `id`,
+//!   `externalId`, `groups.value` and `members.value` compare exactly, every other string
+//!   without letter case (`userName`, `emails.value` and a group's `displayName` through their
+//!   stored lower-case keys, which are indexed; the others through SQL `lower()`, which folds
+//!   ASCII letters on SQLite). `gt`/`ge`/`lt`/`le` order strings by their bytes on both backends.
+//! - A multi-valued attribute matches when one of its values does (`emails.type eq "work"`);
+//!   without a sub-attribute it compares its `value` (`emails co "@x"`). A value filter
+//!   (`emails[type eq "work" and value co "@x"]`) matches when ONE value satisfies the whole
+//!   inner filter.
+//! - `ne` is `not (… eq …)`: a user without the attribute matches `title ne "x"`.
+//! - `pr` matches a value that is not null, `""`, `[]` or `{}`; `eq null` is `not (… pr)`.
+//! - Booleans (`active`, `emails.primary`, …) take `eq`/`ne` only; dateTimes (`meta.created`,
+//!   `meta.lastModified`) take `eq`/`ne`/`gt`/`ge`/`lt`/`le` with an RFC 3339 value; complex and
+//!   binary attributes take `pr` only. A string attribute stored as another JSON type (a number
+//!   `employeeNumber`) matches `pr` but no string comparison.
+//! - An attribute Roster does not know, or a comparison that does not apply to it, is a 400
+//!   `invalidFilter` naming it.
 
-use diesel::dsl::not;
-use diesel::expression::BoxableExpression;
-use diesel::prelude::*;
-use diesel::sql_types::{Bool, Nullable, Text};
-use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp};
+use diesel::QueryResult;
+use diesel::backend::Backend as DieselBackend;
+use diesel::expression::{
+    AppearsOnTable, BoxableExpression, Expression, SelectableExpression, ValidGrouping,
+    is_aggregate,
+};
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{Bool, HasSqlType, Text, Timestamp};
+use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, ValFilter, ValuePath};
 use time::PrimitiveDateTime;
 
 pub use scim_v2::filter::Filter;
 
-use super::MultiBackend;
-use super::schema::{group_members, groups, user_emails, users};
+use super::schema::{groups, users};
+use super::{Backend, DbConnection, MultiBackend};
 use crate::domain::{DomainError, ScimType};
 
 /// Longest filter accepted, in bytes (the parser also bounds depth and terms).
@@ -24,10 +49,18 @@ pub const MAX_FILTER_LEN: usize = 8192;
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:user";
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:group";
 const ROSTER_URN: &str = "urn:ietf:params:scim:schemas:extension:roster:2.0:user";
-
-diesel::define_sql_function!(fn lower(x: Nullable<Text>) -> Nullable<Text>);
+/// Lower-cased: the key the enterprise extension is stored under, compared without case.
+const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user";
 
 type Expr<T> = Box<dyn BoxableExpression<T, MultiBackend, SqlType = Bool>>;
+
+/// The backend `conn` talks to (the SQL of JSON attributes differs).
+pub fn backend(conn: &DbConnection) -> Backend {
+    match conn {
+        DbConnection::Sqlite(_) => Backend::Sqlite,
+        DbConnection::Postgres(_) => Backend::Postgres,
+    }
+}
 
 /// Parses a filter; an empty string means "no filter".
 pub fn parse(raw: &str) -> Result<Option<Filter>, DomainError> {
@@ -50,36 +83,361 @@ fn invalid(detail: String) -> DomainError {
     DomainError::invalid(ScimType::InvalidFilter, detail)
 }
 
-/// The attribute a path names, lower-cased, without the core schema URN.
-fn attr_name(path: &AttrPath, core_urn: &str) -> Result<String, DomainError> {
-    let base = match &path.uri {
-        None => String::new(),
-        Some(uri) if uri.eq_ignore_ascii_case(core_urn) => String::new(),
-        Some(uri) if uri.eq_ignore_ascii_case(ROSTER_URN) && core_urn == USER_URN => {
-            "roster:".to_owned()
+/// The value of a filter that is exactly `<attribute> eq "<value>"` on the named attribute of
+/// the core schema (compared without letter case), e.g. Okta's `userName eq "…"` lookup: such a
+/// filter is a point lookup on a unique index, served without a dynamic query.
+pub fn unique_eq<'f>(f: &'f Filter, attribute: &str) -> Option<&'f str> {
+    match f {
+        Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(v)))
+            if path.sub_attr.is_none()
+                && path.name.eq_ignore_ascii_case(attribute)
+                && path.uri.as_deref().is_none_or(|u| {
+                    u.eq_ignore_ascii_case(USER_URN) || u.eq_ignore_ascii_case(GROUP_URN)
+                }) =>
+        {
+            Some(v)
         }
-        Some(uri) => return Err(invalid(format!("filtering on {uri} is not supported"))),
-    };
-    let mut name = format!("{base}{}", path.name.to_ascii_lowercase());
-    if let Some(sub) = &path.sub_attr {
-        name.push('.');
-        name.push_str(&sub.to_ascii_lowercase());
+        _ => None,
     }
-    Ok(name)
 }
 
-fn string_value(attr: &str, value: &CompValue) -> Result<String, DomainError> {
+/// Compiles a filter over users of `tenant_id`.
+pub fn users(
+    f: &Filter,
+    tenant_id: &str,
+    backend: Backend,
+) -> Result<Expr<users::table>, DomainError> {
+    let mut cond = Compiler::new(backend, tenant_id).filter(f, Resource::User)?;
+    cond.cacheable = matches!(f, Filter::Attr(_));
+    Ok(Box::new(cond))
+}
+
+/// Compiles a filter over groups of `tenant_id`.
+pub fn groups(
+    f: &Filter,
+    tenant_id: &str,
+    backend: Backend,
+) -> Result<Expr<groups::table>, DomainError> {
+    let mut cond = Compiler::new(backend, tenant_id).filter(f, Resource::Group)?;
+    cond.cacheable = matches!(f, Filter::Attr(_));
+    Ok(Box::new(cond))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SQL condition.
+
+#[derive(Debug, Clone)]
+enum Part {
+    /// SQL text written by this module (never a value from the filter).
+    Sql(String),
+    Text(String),
+    Time(PrimitiveDateTime),
+}
+
+/// A boolean SQL condition: trusted SQL text and bound values. Never NULL (every comparison of
+/// a nullable value is guarded), so that `NOT` inverts it exactly.
+#[derive(Debug, Clone, Default)]
+pub struct Cond {
+    parts: Vec<Part>,
+    /// Whether a prepared statement may be cached: only for one attribute expression, whose
+    /// shapes are few (combinations are unbounded and would grow the statement cache).
+    cacheable: bool,
+}
+
+impl Cond {
+    fn sql(s: impl Into<String>) -> Cond {
+        Cond {
+            parts: vec![Part::Sql(s.into())],
+            cacheable: false,
+        }
+    }
+
+    fn push(mut self, s: impl Into<String>) -> Cond {
+        self.parts.push(Part::Sql(s.into()));
+        self
+    }
+
+    fn text(mut self, v: String) -> Cond {
+        self.parts.push(Part::Text(v));
+        self
+    }
+
+    fn time(mut self, t: PrimitiveDateTime) -> Cond {
+        self.parts.push(Part::Time(t));
+        self
+    }
+
+    fn then(mut self, other: Cond) -> Cond {
+        self.parts.extend(other.parts);
+        self
+    }
+
+    fn always(value: bool) -> Cond {
+        Cond::sql(if value { "1=1" } else { "1=0" })
+    }
+
+    fn not(self) -> Cond {
+        Cond::sql("NOT (").then(self).push(")")
+    }
+
+    /// `(a AND b)` / `(a OR b)` over all items, grouped as a balanced tree so that a long chain
+    /// stays shallow (SQLite bounds expression depth).
+    fn join(mut items: Vec<Cond>, op: &str, empty: bool) -> Cond {
+        match items.len() {
+            0 => Cond::always(empty),
+            1 => items.pop().unwrap_or_default(),
+            n => {
+                let right = items.split_off(n / 2);
+                Cond::sql("(")
+                    .then(Cond::join(items, op, empty))
+                    .push(format!(" {op} "))
+                    .then(Cond::join(right, op, empty))
+                    .push(")")
+            }
+        }
+    }
+
+    fn and(items: Vec<Cond>) -> Cond {
+        Cond::join(items, "AND", true)
+    }
+
+    fn or(items: Vec<Cond>) -> Cond {
+        Cond::join(items, "OR", false)
+    }
+}
+
+impl Expression for Cond {
+    type SqlType = Bool;
+}
+
+impl<QS> AppearsOnTable<QS> for Cond {}
+
+impl<QS> SelectableExpression<QS> for Cond {}
+
+impl ValidGrouping<()> for Cond {
+    type IsAggregate = is_aggregate::Never;
+}
+
+impl QueryId for Cond {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> QueryFragment<DB> for Cond
+where
+    DB: DieselBackend + HasSqlType<Text> + HasSqlType<Timestamp>,
+    String: ToSql<Text, DB>,
+    PrimitiveDateTime: ToSql<Timestamp, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if !self.cacheable {
+            out.unsafe_to_cache_prepared();
+        }
+        for part in &self.parts {
+            match part {
+                Part::Sql(s) => out.push_sql(s),
+                Part::Text(v) => out.push_bind_param::<Text, String>(v)?,
+                Part::Time(t) => out.push_bind_param::<Timestamp, PrimitiveDateTime>(t)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The attribute catalog (as facade/src/scim/schema.rs declares it). Names are lower-case.
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Str { exact: bool },
+    Bool,
+    Binary,
+    Complex(&'static [Sub]),
+}
+
+#[derive(Debug)]
+struct Sub {
+    name: &'static str,
+    kind: Kind,
+}
+
+const fn sub(name: &'static str, kind: Kind) -> Sub {
+    Sub { name, kind }
+}
+
+const STR: Kind = Kind::Str { exact: false };
+
+/// `value`, `display`, `type`, `primary` (RFC 7643 §2.4).
+const STANDARD: &[Sub] = &[
+    sub("value", STR),
+    sub("display", STR),
+    sub("type", STR),
+    sub("primary", Kind::Bool),
+];
+
+const CERTIFICATES: &[Sub] = &[
+    sub("value", Kind::Binary),
+    sub("display", STR),
+    sub("type", STR),
+    sub("primary", Kind::Bool),
+];
+
+const ADDRESSES: &[Sub] = &[
+    sub("formatted", STR),
+    sub("streetaddress", STR),
+    sub("locality", STR),
+    sub("region", STR),
+    sub("postalcode", STR),
+    sub("country", STR),
+    sub("type", STR),
+    sub("primary", Kind::Bool),
+];
+
+const MANAGER: &[Sub] = &[sub("value", STR), sub("displayname", STR)];
+
+/// An attribute kept in the `attributes` JSON document.
+#[derive(Debug)]
+struct JsonAttr {
+    name: &'static str,
+    multi: bool,
+    kind: Kind,
+}
+
+const fn json_attr(name: &'static str, multi: bool, kind: Kind) -> JsonAttr {
+    JsonAttr { name, multi, kind }
+}
+
+const CORE_JSON: &[JsonAttr] = &[
+    json_attr("phonenumbers", true, Kind::Complex(STANDARD)),
+    json_attr("ims", true, Kind::Complex(STANDARD)),
+    json_attr("photos", true, Kind::Complex(STANDARD)),
+    json_attr("addresses", true, Kind::Complex(ADDRESSES)),
+    json_attr("entitlements", true, Kind::Complex(STANDARD)),
+    json_attr("roles", true, Kind::Complex(STANDARD)),
+    json_attr("x509certificates", true, Kind::Complex(CERTIFICATES)),
+];
+
+const ENTERPRISE_JSON: &[JsonAttr] = &[
+    json_attr("employeenumber", false, STR),
+    json_attr("costcenter", false, STR),
+    json_attr("organization", false, STR),
+    json_attr("division", false, STR),
+    json_attr("department", false, STR),
+    json_attr("manager", false, Kind::Complex(MANAGER)),
+];
+
+/// The sub-attributes of a user's `emails` (the `emails` JSON column, keys as serde writes them).
+const EMAILS: &[Sub] = STANDARD;
+
+fn find_sub(subs: &'static [Sub], name: &str) -> Option<&'static Sub> {
+    subs.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+}
+
+/// How a text value compares without letter case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fold {
+    /// Exactly (`caseExact`).
+    Exact,
+    /// Through SQL `lower()` on both sides.
+    Lower,
+    /// The column holds the value lower-cased (by Rust): the bound value is lower-cased too.
+    Stored,
+}
+
+/// A text value of a row: a column, or an expression over joined rows.
+#[derive(Debug, Clone)]
+struct Column {
+    sql: String,
+    fold: Fold,
+    nullable: bool,
+}
+
+fn column(sql: &str, fold: Fold, nullable: bool) -> Column {
+    Column {
+        sql: sql.to_owned(),
+        fold,
+        nullable,
+    }
+}
+
+/// Where a JSON walk starts.
+#[derive(Debug, Clone)]
+enum Input {
+    /// A text column holding a JSON document.
+    Column(&'static str),
+    /// A node reached by an earlier walk (its alias).
+    Node(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// The member of an object with this (lower-case) name, compared without case.
+    Key(&'static str),
+    /// Each element of an array (an object counts as a one-element array).
+    Elements,
+}
+
+/// What the elements of a value filter (`attr[...]`) are.
+enum Elements {
+    /// JSON nodes with these sub-attributes.
+    Json { alias: String, subs: &'static [Sub] },
+    /// Rows of a join, whose sub-attributes are columns.
+    Rows(fn(&str) -> Option<Column>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resource {
+    User,
+    Group,
+}
+
+/// A user's `groups.*` as columns of `group_members gm JOIN groups g`.
+fn membership_column(sub: &str) -> Option<Column> {
+    Some(match sub.to_ascii_lowercase().as_str() {
+        "value" => column("gm.group_id", Fold::Exact, false),
+        "display" => column("g.display_name_lower", Fold::Stored, false),
+        "type" => column("'direct'", Fold::Lower, false),
+        _ => return None,
+    })
+}
+
+/// A group's `members.*` as columns of `group_members gm JOIN users u`.
+fn member_column(sub: &str) -> Option<Column> {
+    Some(match sub.to_ascii_lowercase().as_str() {
+        "value" => column("gm.user_id", Fold::Exact, false),
+        "display" => column("COALESCE(u.display_name, u.user_name)", Fold::Lower, false),
+        "type" => column("'User'", Fold::Lower, false),
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values.
+
+fn string_value<'v>(attr: &str, value: &'v CompValue) -> Result<&'v str, DomainError> {
     match value {
-        CompValue::Str(s) => Ok(s.clone()),
+        CompValue::Str(s) => Ok(s),
         other => Err(invalid(format!(
             "{attr} compares with a string, not {other}"
         ))),
     }
 }
 
+fn bool_value(attr: &str, value: &CompValue) -> Result<bool, DomainError> {
+    match value {
+        CompValue::True => Ok(true),
+        CompValue::False => Ok(false),
+        CompValue::Str(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        CompValue::Str(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        other => Err(invalid(format!(
+            "{attr} compares with a boolean, not {other}"
+        ))),
+    }
+}
+
 fn time_value(attr: &str, value: &CompValue) -> Result<PrimitiveDateTime, DomainError> {
     let s = string_value(attr, value)?;
-    let t = time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|_| {
             invalid(format!(
                 "{attr} compares with an RFC 3339 dateTime, not {s:?}"
@@ -111,356 +469,775 @@ fn pattern(op: &CompareOp, v: &str) -> Option<String> {
     }
 }
 
-/// A comparison on a NOT NULL text expression.
-macro_rules! text_cmp {
-    ($col:expr, $op:expr, $v:expr) => {{
-        let v: String = $v;
-        let e: Expr<_> = match (&$op, pattern(&$op, &v)) {
-            (_, Some(p)) => Box::new($col.like(p).escape('\\')),
-            (CompareOp::Eq, _) => Box::new($col.eq(v)),
-            (CompareOp::Ne, _) => Box::new($col.ne(v)),
-            (CompareOp::Gt, _) => Box::new($col.gt(v)),
-            (CompareOp::Ge, _) => Box::new($col.ge(v)),
-            (CompareOp::Lt, _) => Box::new($col.lt(v)),
-            (CompareOp::Le, _) => Box::new($col.le(v)),
-            _ => Box::new($col.eq(v)),
-        };
-        e
-    }};
+fn ordering(op: &CompareOp) -> bool {
+    matches!(
+        op,
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
+    )
 }
 
-/// A comparison on a nullable text column: an absent value matches only `ne`.
-macro_rules! nullable_text_cmp {
-    ($col:expr, $op:expr, $v:expr) => {{
-        let inner = text_cmp!($col.assume_not_null(), $op, $v);
-        let e: Expr<_> = if matches!($op, CompareOp::Ne) {
-            Box::new($col.is_null().or(inner))
-        } else {
-            Box::new($col.is_not_null().and(inner))
-        };
-        e
-    }};
-}
-
-/// A case-insensitive comparison on a nullable text column.
-macro_rules! nullable_ci_cmp {
-    ($col:expr, $op:expr, $v:expr) => {{
-        let v: String = $v;
-        let inner = text_cmp!(lower($col).assume_not_null(), $op, v.to_lowercase());
-        let e: Expr<_> = if matches!($op, CompareOp::Ne) {
-            Box::new($col.is_null().or(inner))
-        } else {
-            Box::new($col.is_not_null().and(inner))
-        };
-        e
-    }};
-}
-
-macro_rules! time_cmp {
-    ($col:expr, $op:expr, $v:expr, $attr:expr) => {{
-        let t = time_value($attr, $v)?;
-        let e: Expr<_> = match $op {
-            CompareOp::Eq => Box::new($col.eq(t)),
-            CompareOp::Ne => Box::new($col.ne(t)),
-            CompareOp::Gt => Box::new($col.gt(t)),
-            CompareOp::Ge => Box::new($col.ge(t)),
-            CompareOp::Lt => Box::new($col.lt(t)),
-            CompareOp::Le => Box::new($col.le(t)),
-            other => {
-                return Err(invalid(format!(
-                    "{} does not apply to the dateTime {}",
-                    other, $attr
-                )));
-            }
-        };
-        e
-    }};
-}
-
-fn always(value: bool) -> Expr<users::table> {
-    Box::new(diesel::dsl::sql::<Bool>(if value { "1=1" } else { "1=0" }))
-}
-
-fn always_group(value: bool) -> Expr<groups::table> {
-    Box::new(diesel::dsl::sql::<Bool>(if value { "1=1" } else { "1=0" }))
-}
-
-/// The value of a filter that is exactly `<attribute> eq "<value>"` on the named attribute of
-/// the core schema (compared without letter case), e.g. Okta's `userName eq "…"` lookup: such a
-/// filter is a point lookup on a unique index, served without a dynamic query.
-pub fn unique_eq<'f>(f: &'f Filter, attribute: &str) -> Option<&'f str> {
-    match f {
-        Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(v)))
-            if path.sub_attr.is_none()
-                && path.name.eq_ignore_ascii_case(attribute)
-                && path.uri.as_deref().is_none_or(|u| {
-                    u.eq_ignore_ascii_case(USER_URN) || u.eq_ignore_ascii_case(GROUP_URN)
-                }) =>
-        {
-            Some(v)
-        }
-        _ => None,
+fn symbol(op: &CompareOp) -> &'static str {
+    match op {
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        _ => "=",
     }
 }
 
-/// Compiles a filter over users of `tenant_id`.
-pub fn users(f: &Filter, tenant_id: &str) -> Result<Expr<users::table>, DomainError> {
-    Ok(match f {
-        Filter::Attr(exp) => user_attr(exp, tenant_id)?,
-        Filter::Not(inner) => Box::new(not(users(inner, tenant_id)?)),
-        Filter::And(items) => {
-            let mut it = items.as_slice().iter();
-            let mut acc = match it.next() {
-                Some(first) => users(first, tenant_id)?,
-                None => always(true),
+/// The attribute as written in the filter, for messages.
+fn shown(path: &AttrPath) -> String {
+    path.to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The compiler.
+
+struct Compiler<'t> {
+    backend: Backend,
+    tenant_id: &'t str,
+    aliases: usize,
+}
+
+/// What one attribute path names on a user or a group.
+enum Target {
+    Column(Column),
+    /// A boolean column.
+    Bool(&'static str),
+    Time(&'static str),
+    /// `name`: the six name columns (`pr` only).
+    Name,
+    /// `emails` / `emails.value`: the `user_emails` index.
+    EmailValue,
+    /// A JSON value: where the walk starts, its steps, the kind of the node reached.
+    Json {
+        input: Input,
+        steps: Vec<Step>,
+        kind: Kind,
+    },
+    /// A complex attribute of the `attributes` document that has a `value`: present as a
+    /// whole, compared through its `value`s (`phoneNumbers co "555"`).
+    JsonWithValue {
+        whole: Vec<Step>,
+        values: Vec<Step>,
+        kind: Kind,
+    },
+    /// Rows related to the resource (`groups.*`, `members.*`): the SQL that selects the
+    /// resource's ids among them (`… WHERE gm.tenant_id = ? AND `), the column, and whether the
+    /// join is needed.
+    Related {
+        relation: Relation,
+        column: Option<Column>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relation {
+    /// A user's groups.
+    Memberships,
+    /// A group's members.
+    Members,
+}
+
+impl<'t> Compiler<'t> {
+    fn new(backend: Backend, tenant_id: &'t str) -> Self {
+        Compiler {
+            backend,
+            tenant_id,
+            aliases: 0,
+        }
+    }
+
+    fn pg(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    fn alias(&mut self) -> String {
+        self.aliases += 1;
+        format!("j{}", self.aliases)
+    }
+
+    fn filter(&mut self, f: &Filter, r: Resource) -> Result<Cond, DomainError> {
+        Ok(match f {
+            Filter::Attr(exp) => self.attr_exp(exp, r)?,
+            Filter::Not(inner) => self.filter(inner, r)?.not(),
+            Filter::And(items) => Cond::and(
+                items
+                    .as_slice()
+                    .iter()
+                    .map(|i| self.filter(i, r))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::Or(items) => Cond::or(
+                items
+                    .as_slice()
+                    .iter()
+                    .map(|i| self.filter(i, r))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::ValuePath(vp) => self.value_path(vp, r)?,
+        })
+    }
+
+    /// `pr`, comparisons, `ne` as `not eq`, `eq null` as `not pr`.
+    fn attr_exp(&mut self, exp: &AttrExp, r: Resource) -> Result<Cond, DomainError> {
+        match exp {
+            AttrExp::Present(path) => {
+                let target = self.resolve(path, r)?;
+                self.present(target)
+            }
+            AttrExp::Comparison(path, op, value) => {
+                let target = self.resolve(path, r)?;
+                self.compare(target, &shown(path), op, value)
+            }
+        }
+    }
+
+    fn compare(
+        &mut self,
+        target: Target,
+        attr: &str,
+        op: &CompareOp,
+        value: &CompValue,
+    ) -> Result<Cond, DomainError> {
+        if matches!(value, CompValue::Null) {
+            return match op {
+                CompareOp::Eq => Ok(self.present(target)?.not()),
+                CompareOp::Ne => self.present(target),
+                _ => Err(invalid(format!("{attr} {op} null is not a comparison"))),
             };
-            for item in it {
-                acc = Box::new(acc.and(users(item, tenant_id)?));
-            }
-            acc
         }
-        Filter::Or(items) => {
-            let mut it = items.as_slice().iter();
-            let mut acc = match it.next() {
-                Some(first) => users(first, tenant_id)?,
-                None => always(false),
-            };
-            for item in it {
-                acc = Box::new(acc.or(users(item, tenant_id)?));
-            }
-            acc
+        if matches!(op, CompareOp::Ne) {
+            return Ok(self.compare(target, attr, &CompareOp::Eq, value)?.not());
         }
-        Filter::ValuePath(vp) => {
-            return Err(invalid(format!(
-                "value filters such as {}[...] are not supported yet",
-                vp.attr
-            )));
-        }
-    })
-}
-
-fn user_attr(exp: &AttrExp, tenant_id: &str) -> Result<Expr<users::table>, DomainError> {
-    let (path, cmp) = match exp {
-        AttrExp::Present(path) => (path, None),
-        AttrExp::Comparison(path, op, value) => (path, Some((op, value))),
-    };
-    let attr = attr_name(path, USER_URN)?;
-    let Some((op, value)) = cmp else {
-        return user_present(&attr, tenant_id);
-    };
-    if matches!(value, CompValue::Null) {
-        // `attr eq null` is "not present"; `ne null` is "present".
-        let present = user_present(&attr, tenant_id)?;
-        return Ok(match op {
-            CompareOp::Eq => Box::new(not(present)),
-            CompareOp::Ne => present,
-            _ => return Err(invalid(format!("{op} null is not a comparison"))),
-        });
-    }
-    macro_rules! nullable_text {
-        ($col:expr) => {
-            nullable_ci_cmp!($col, *op, string_value(&attr, value)?)
-        };
-    }
-    Ok(match attr.as_str() {
-        "id" => text_cmp!(users::id, *op, string_value(&attr, value)?),
-        "username" => text_cmp!(
-            users::user_name_lower,
-            *op,
-            string_value(&attr, value)?.to_lowercase()
-        ),
-        "externalid" => nullable_text_cmp!(users::external_id, *op, string_value(&attr, value)?),
-        "displayname" => nullable_text!(users::display_name),
-        "nickname" => nullable_text!(users::nick_name),
-        "title" => nullable_text!(users::title),
-        "usertype" => nullable_text!(users::user_type),
-        "locale" => nullable_text!(users::locale),
-        "preferredlanguage" => nullable_text!(users::preferred_language),
-        "timezone" => nullable_text!(users::timezone),
-        "profileurl" => nullable_text!(users::profile_url),
-        "name.formatted" => nullable_text!(users::name_formatted),
-        "name.familyname" => nullable_text!(users::family_name),
-        "name.givenname" => nullable_text!(users::given_name),
-        "name.middlename" => nullable_text!(users::middle_name),
-        "name.honorificprefix" => nullable_text!(users::honorific_prefix),
-        "name.honorificsuffix" => nullable_text!(users::honorific_suffix),
-        "roster:role" => nullable_text!(users::role),
-        "active" => {
-            let b = match value {
-                CompValue::True => true,
-                CompValue::False => false,
-                CompValue::Str(s) if s.eq_ignore_ascii_case("true") => true,
-                CompValue::Str(s) if s.eq_ignore_ascii_case("false") => false,
-                other => {
+        Ok(match target {
+            Target::Column(c) => self.column_cmp(&c, op, string_value(attr, value)?),
+            Target::Bool(col) => {
+                let b = bool_value(attr, value)?;
+                if !matches!(op, CompareOp::Eq) {
                     return Err(invalid(format!(
-                        "active compares with a boolean, not {other}"
+                        "{op} does not apply to the boolean {attr}"
                     )));
                 }
-            };
-            match op {
-                CompareOp::Eq => Box::new(users::active.eq(b)),
-                CompareOp::Ne => Box::new(users::active.ne(b)),
-                other => return Err(invalid(format!("{other} does not apply to a boolean"))),
+                if b {
+                    Cond::sql(col)
+                } else {
+                    Cond::sql(format!("NOT {col}"))
+                }
+            }
+            Target::Time(col) => {
+                let t = time_value(attr, value)?;
+                if !matches!(op, CompareOp::Eq) && !ordering(op) {
+                    return Err(invalid(format!(
+                        "{op} does not apply to the dateTime {attr}"
+                    )));
+                }
+                Cond::sql(format!("{col} {} ", symbol(op))).time(t)
+            }
+            Target::Name => {
+                return Err(invalid(format!(
+                    "{attr} is complex: compare one of its sub-attributes"
+                )));
+            }
+            Target::EmailValue => {
+                let v = string_value(attr, value)?;
+                Cond::sql("\"users\".\"id\" IN (SELECT ue.user_id FROM \"user_emails\" ue WHERE ue.tenant_id = ")
+                    .text(self.tenant_id.to_owned())
+                    .push(" AND ")
+                    .then(self.column_cmp(&column("ue.value_lower", Fold::Stored, false), op, v))
+                    .push(")")
+            }
+            Target::Json { input, steps, kind } => {
+                let leaf = |this: &Self, alias: &str| this.json_leaf(kind, alias, attr, op, value);
+                self.json_exists(&input, &steps, leaf)?
+            }
+            Target::JsonWithValue { values, kind, .. } => {
+                let leaf = |this: &Self, alias: &str| this.json_leaf(kind, alias, attr, op, value);
+                self.json_exists(&Input::Column("attributes"), &values, leaf)?
+            }
+            Target::Related { relation, column } => {
+                let Some(c) = column else {
+                    return Err(invalid(format!(
+                        "{attr} is complex: compare one of its sub-attributes"
+                    )));
+                };
+                let cond = self.column_cmp(&c, op, string_value(attr, value)?);
+                self.related(relation, Some(cond))
+            }
+        })
+    }
+
+    fn present(&mut self, target: Target) -> Result<Cond, DomainError> {
+        Ok(match target {
+            Target::Column(c) => {
+                if c.nullable {
+                    Cond::sql(format!("({0} IS NOT NULL AND {0} <> '')", c.sql))
+                } else {
+                    Cond::sql(format!("{} <> ''", c.sql))
+                }
+            }
+            Target::Bool(_) | Target::Time(_) => Cond::always(true),
+            Target::Name => Cond::or(
+                [
+                    "name_formatted",
+                    "family_name",
+                    "given_name",
+                    "middle_name",
+                    "honorific_prefix",
+                    "honorific_suffix",
+                ]
+                .iter()
+                .map(|c| {
+                    Cond::sql(format!(
+                        "(\"users\".\"{c}\" IS NOT NULL AND \"users\".\"{c}\" <> '')"
+                    ))
+                })
+                .collect(),
+            ),
+            // Every stored address has a non-empty value.
+            Target::EmailValue => Cond::sql(
+                "\"users\".\"id\" IN (SELECT ue.user_id FROM \"user_emails\" ue WHERE ue.tenant_id = ",
+            )
+            .text(self.tenant_id.to_owned())
+            .push(")"),
+            Target::Json { input, steps, .. } => {
+                self.json_exists(&input, &steps, |this, alias| Ok(this.node_present(alias)))?
+            }
+            Target::JsonWithValue { whole, .. } => {
+                self.json_exists(&Input::Column("attributes"), &whole, |this, alias| {
+                    Ok(this.node_present(alias))
+                })?
+            }
+            // Group ids, display names and member ids are never empty.
+            Target::Related { relation, .. } => self.related(relation, None),
+        })
+    }
+
+    /// A comparison (not `ne`) on a text column.
+    fn column_cmp(&self, c: &Column, op: &CompareOp, v: &str) -> Cond {
+        let cmp = self.text_cmp(&c.sql, c.fold, op, v);
+        if c.nullable {
+            Cond::sql(format!("({} IS NOT NULL AND ", c.sql))
+                .then(cmp)
+                .push(")")
+        } else {
+            cmp
+        }
+    }
+
+    /// `lhs <op> ?` on text (not `ne`), with LIKE patterns for `co`/`sw`/`ew`.
+    fn text_cmp(&self, lhs: &str, fold: Fold, op: &CompareOp, v: &str) -> Cond {
+        let (lhs, open, close, value) = match fold {
+            Fold::Exact => (lhs.to_owned(), "", "", v.to_owned()),
+            Fold::Lower => (format!("lower({lhs})"), "lower(", ")", v.to_owned()),
+            Fold::Stored => (lhs.to_owned(), "", "", v.to_lowercase()),
+        };
+        match pattern(op, &value) {
+            Some(p) => Cond::sql(format!("{lhs} LIKE {open}"))
+                .text(p)
+                .push(format!("{close} ESCAPE '\\'")),
+            None => {
+                // Byte order on PostgreSQL too, whatever the database's collation.
+                let collate = if ordering(op) && self.pg() {
+                    " COLLATE \"C\""
+                } else {
+                    ""
+                };
+                Cond::sql(format!("{lhs}{collate} {} {open}", symbol(op)))
+                    .text(value)
+                    .push(close)
             }
         }
-        "emails" | "emails.value" => {
-            let v = string_value(&attr, value)?.to_lowercase();
-            // Concrete (unboxed) subqueries: a boxed expression cannot nest in a subselect
-            // of the backend-neutral connection.
-            macro_rules! having_email {
-                ($pred:expr) => {
-                    users::id.eq_any(
-                        user_emails::table
-                            .filter(user_emails::tenant_id.eq(tenant_id.to_owned()))
-                            .filter($pred)
-                            .select(user_emails::user_id),
+    }
+
+    /// `resource id IN (the related rows, filtered)`.
+    fn related(&self, relation: Relation, cond: Option<Cond>) -> Cond {
+        let head = match relation {
+            Relation::Memberships => {
+                "\"users\".\"id\" IN (SELECT gm.user_id FROM \"group_members\" gm \
+                 JOIN \"groups\" g ON g.tenant_id = gm.tenant_id AND g.id = gm.group_id \
+                 WHERE gm.tenant_id = "
+            }
+            Relation::Members => {
+                "\"groups\".\"id\" IN (SELECT gm.group_id FROM \"group_members\" gm \
+                 JOIN \"users\" u ON u.tenant_id = gm.tenant_id AND u.id = gm.user_id \
+                 WHERE gm.tenant_id = "
+            }
+        };
+        let mut out = Cond::sql(head).text(self.tenant_id.to_owned());
+        if let Some(cond) = cond {
+            out = out.push(" AND (").then(cond).push(")");
+        }
+        out.push(")")
+    }
+
+    // --- JSON ---------------------------------------------------------------------------
+
+    /// `EXISTS (SELECT 1 FROM <walk> WHERE <keys match> AND <leaf>)`.
+    fn json_exists(
+        &mut self,
+        input: &Input,
+        steps: &[Step],
+        leaf: impl FnOnce(&Self, &str) -> Result<Cond, DomainError>,
+    ) -> Result<Cond, DomainError> {
+        let (from, conds, alias) = self.json_walk(input, steps);
+        let tail = leaf(self, &alias)?;
+        Ok(Self::exists(from, conds, tail))
+    }
+
+    fn exists(from: Vec<String>, conds: Vec<String>, tail: Cond) -> Cond {
+        let mut out = Cond::sql(format!("EXISTS (SELECT 1 FROM {} WHERE ", from.join(", ")));
+        for c in conds {
+            out = out.push(c).push(" AND ");
+        }
+        out.then(tail).push(")")
+    }
+
+    /// The FROM items and conditions that walk `steps` from `input`, and the alias of the
+    /// node reached.
+    fn json_walk(&mut self, input: &Input, steps: &[Step]) -> (Vec<String>, Vec<String>, String) {
+        let pg = self.pg();
+        let mut from = Vec::new();
+        let mut conds = Vec::new();
+        let mut current = input.clone();
+        for step in steps {
+            let alias = self.alias();
+            let source = match (&current, step, pg) {
+                (Input::Column(col), _, false) => format!("\"users\".\"{col}\""),
+                (Input::Column(col), _, true) => format!("\"users\".\"{col}\"::jsonb"),
+                (Input::Node(p), Step::Key(_), false) => {
+                    format!("CASE {p}.type WHEN 'object' THEN {p}.value ELSE '{{}}' END")
+                }
+                (Input::Node(p), Step::Key(_), true) => {
+                    format!(
+                        "CASE jsonb_typeof({p}.v) WHEN 'object' THEN {p}.v ELSE '{{}}'::jsonb END"
                     )
+                }
+                (Input::Node(p), Step::Elements, false) => format!(
+                    "CASE {p}.type WHEN 'array' THEN {p}.value \
+                     WHEN 'object' THEN json_array(json({p}.value)) ELSE '[]' END"
+                ),
+                (Input::Node(p), Step::Elements, true) => format!(
+                    "CASE jsonb_typeof({p}.v) WHEN 'array' THEN {p}.v \
+                     WHEN 'object' THEN jsonb_build_array({p}.v) ELSE '[]'::jsonb END"
+                ),
+            };
+            match (step, pg) {
+                (Step::Key(k), false) => {
+                    from.push(format!("json_each({source}) AS {alias}"));
+                    conds.push(format!("lower({alias}.key) = '{k}'"));
+                }
+                (Step::Key(k), true) => {
+                    from.push(format!("jsonb_each({source}) AS {alias}(k, v)"));
+                    conds.push(format!("lower({alias}.k) = '{k}'"));
+                }
+                (Step::Elements, false) => from.push(format!("json_each({source}) AS {alias}")),
+                (Step::Elements, true) => {
+                    from.push(format!("jsonb_array_elements({source}) AS {alias}(v)"));
+                }
+            }
+            current = Input::Node(alias);
+        }
+        let alias = match current {
+            Input::Node(a) => a,
+            Input::Column(_) => String::new(),
+        };
+        (from, conds, alias)
+    }
+
+    /// Whether the node is a non-empty value.
+    fn node_present(&self, a: &str) -> Cond {
+        if self.pg() {
+            Cond::sql(format!(
+                "{a}.v NOT IN ('null'::jsonb, '\"\"'::jsonb, '[]'::jsonb, '{{}}'::jsonb)"
+            ))
+        } else {
+            Cond::sql(format!(
+                "({a}.type <> 'null' AND NOT ({a}.type = 'text' AND {a}.value = '') \
+                 AND NOT ({a}.type IN ('array', 'object') AND json({a}.value) IN ('[]', '{{}}')))"
+            ))
+        }
+    }
+
+    /// A comparison (not `ne`, not null) of a JSON node of `kind`.
+    fn json_leaf(
+        &self,
+        kind: Kind,
+        a: &str,
+        attr: &str,
+        op: &CompareOp,
+        value: &CompValue,
+    ) -> Result<Cond, DomainError> {
+        match kind {
+            Kind::Str { exact } => {
+                let v = string_value(attr, value)?;
+                let fold = if exact { Fold::Exact } else { Fold::Lower };
+                let (is_string, text) = if self.pg() {
+                    (
+                        format!("jsonb_typeof({a}.v) = 'string'"),
+                        format!("({a}.v #>> '{{}}')"),
+                    )
+                } else {
+                    (format!("{a}.type = 'text'"), format!("{a}.value"))
+                };
+                Ok(Cond::sql(format!("({is_string} AND "))
+                    .then(self.text_cmp(&text, fold, op, v))
+                    .push(")"))
+            }
+            Kind::Bool => {
+                let b = bool_value(attr, value)?;
+                if !matches!(op, CompareOp::Eq) {
+                    return Err(invalid(format!(
+                        "{op} does not apply to the boolean {attr}"
+                    )));
+                }
+                Ok(Cond::sql(if self.pg() {
+                    format!("{a}.v = '{b}'::jsonb")
+                } else {
+                    format!("{a}.type = '{b}'")
+                }))
+            }
+            Kind::Binary => Err(invalid(format!("{attr} is binary: only pr applies to it"))),
+            Kind::Complex(_) => Err(invalid(format!(
+                "{attr} is complex: compare one of its sub-attributes"
+            ))),
+        }
+    }
+
+    // --- Resolving names ------------------------------------------------------------------
+
+    fn resolve(&self, path: &AttrPath, r: Resource) -> Result<Target, DomainError> {
+        match r {
+            Resource::User => self.resolve_user(path),
+            Resource::Group => resolve_group(path),
+        }
+    }
+
+    fn resolve_user(&self, path: &AttrPath) -> Result<Target, DomainError> {
+        let unknown = || invalid(format!("cannot filter users on {}", shown(path)));
+        let name = path.name.to_ascii_lowercase();
+        let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
+        match path.uri.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some(USER_URN) => {}
+            Some(ROSTER_URN) => {
+                return match (name.as_str(), sub) {
+                    ("role", None) => Ok(Target::Column(column(
+                        "\"users\".\"role\"",
+                        Fold::Lower,
+                        true,
+                    ))),
+                    _ => Err(unknown()),
                 };
             }
-            let col = user_emails::value_lower;
-            match (op, pattern(op, &v)) {
-                (_, Some(p)) => Box::new(having_email!(col.like(p).escape('\\'))),
-                (CompareOp::Eq, _) => Box::new(having_email!(col.eq(v))),
-                (CompareOp::Ne, _) => Box::new(not(having_email!(col.eq(v)))),
-                (CompareOp::Gt, _) => Box::new(having_email!(col.gt(v))),
-                (CompareOp::Ge, _) => Box::new(having_email!(col.ge(v))),
-                (CompareOp::Lt, _) => Box::new(having_email!(col.lt(v))),
-                (CompareOp::Le, _) => Box::new(having_email!(col.le(v))),
-                (other, None) => return Err(invalid(format!("{other} does not apply to emails"))),
+            Some(ENTERPRISE_URN) => {
+                let attr = ENTERPRISE_JSON
+                    .iter()
+                    .find(|a| a.name == name)
+                    .ok_or_else(unknown)?;
+                return json_target(path, vec![Step::Key(ENTERPRISE_URN)], attr, sub.as_deref());
+            }
+            Some(uri) => {
+                return Err(invalid(format!("filtering on {uri} is not supported")));
             }
         }
-        "groups" | "groups.value" => {
-            let v = string_value(&attr, value)?;
-            let in_group = users::id.eq_any(
-                group_members::table
-                    .filter(group_members::tenant_id.eq(tenant_id.to_owned()))
-                    .filter(group_members::group_id.eq(v))
-                    .select(group_members::user_id),
-            );
-            match op {
-                CompareOp::Eq => Box::new(in_group),
-                CompareOp::Ne => Box::new(not(in_group)),
-                other => return Err(invalid(format!("{other} does not apply to groups"))),
+        let col = |c: &str, fold, nullable| {
+            Target::Column(column(&format!("\"users\".\"{c}\""), fold, nullable))
+        };
+        Ok(match (name.as_str(), sub.as_deref()) {
+            ("id", None) => col("id", Fold::Exact, false),
+            ("username", None) => col("user_name_lower", Fold::Stored, false),
+            ("externalid", None) => col("external_id", Fold::Exact, true),
+            ("displayname", None) => col("display_name", Fold::Lower, true),
+            ("nickname", None) => col("nick_name", Fold::Lower, true),
+            ("title", None) => col("title", Fold::Lower, true),
+            ("usertype", None) => col("user_type", Fold::Lower, true),
+            ("locale", None) => col("locale", Fold::Lower, true),
+            ("preferredlanguage", None) => col("preferred_language", Fold::Lower, true),
+            ("timezone", None) => col("timezone", Fold::Lower, true),
+            ("profileurl", None) => col("profile_url", Fold::Lower, true),
+            ("name", None) => Target::Name,
+            ("name", Some(part)) => {
+                let c = match part {
+                    "formatted" => "name_formatted",
+                    "familyname" => "family_name",
+                    "givenname" => "given_name",
+                    "middlename" => "middle_name",
+                    "honorificprefix" => "honorific_prefix",
+                    "honorificsuffix" => "honorific_suffix",
+                    _ => return Err(unknown()),
+                };
+                col(c, Fold::Lower, true)
             }
+            ("active", None) => Target::Bool("\"users\".\"active\""),
+            ("meta", Some("created")) => Target::Time("\"users\".\"created_at\""),
+            ("meta", Some("lastmodified")) => Target::Time("\"users\".\"updated_at\""),
+            ("emails", None | Some("value")) => Target::EmailValue,
+            ("emails", Some(s)) => {
+                let s = find_sub(EMAILS, s).ok_or_else(unknown)?;
+                Target::Json {
+                    input: Input::Column("emails"),
+                    steps: vec![Step::Elements, Step::Key(s.name)],
+                    kind: s.kind,
+                }
+            }
+            ("groups", None) => Target::Related {
+                relation: Relation::Memberships,
+                column: membership_column("value"),
+            },
+            ("groups", Some(s)) => Target::Related {
+                relation: Relation::Memberships,
+                column: Some(membership_column(s).ok_or_else(unknown)?),
+            },
+            (other, sub) => {
+                let attr = CORE_JSON
+                    .iter()
+                    .find(|a| a.name == other)
+                    .ok_or_else(unknown)?;
+                json_target(path, Vec::new(), attr, sub)?
+            }
+        })
+    }
+
+    // --- Value filters --------------------------------------------------------------------
+
+    fn value_path(&mut self, vp: &ValuePath, r: Resource) -> Result<Cond, DomainError> {
+        let attr = shown(&vp.attr);
+        let not_multi = || {
+            invalid(format!(
+                "{attr}[...]: value filters apply to multi-valued or complex attributes"
+            ))
+        };
+        if vp.attr.sub_attr.is_some() {
+            return Err(not_multi());
         }
-        "meta.created" => time_cmp!(users::created_at, op, value, &attr),
-        "meta.lastmodified" => time_cmp!(users::updated_at, op, value, &attr),
-        _ => return Err(invalid(format!("cannot filter users on {path}"))),
-    })
+        let name = vp.attr.name.to_ascii_lowercase();
+        let uri = vp.attr.uri.as_deref().map(str::to_ascii_lowercase);
+        match (r, uri.as_deref(), name.as_str()) {
+            (Resource::User, None | Some(USER_URN), "emails") => {
+                let (from, conds, alias) =
+                    self.json_walk(&Input::Column("emails"), &[Step::Elements]);
+                let elements = Elements::Json {
+                    alias,
+                    subs: EMAILS,
+                };
+                let inner = self.val_filter(&vp.filter, &elements, &attr)?;
+                let json = Self::exists(from, conds, inner);
+                // The index finds the candidates; the JSON check holds on one address.
+                let mut indexed = Vec::new();
+                for v in indexed_email_values(&vp.filter) {
+                    indexed.push(self.compare(
+                        Target::EmailValue,
+                        &attr,
+                        &CompareOp::Eq,
+                        &CompValue::Str(v.to_owned()),
+                    )?);
+                }
+                indexed.push(json);
+                Ok(Cond::and(indexed))
+            }
+            (Resource::User, None | Some(USER_URN), "groups") => {
+                let inner =
+                    self.val_filter(&vp.filter, &Elements::Rows(membership_column), &attr)?;
+                Ok(self.related(Relation::Memberships, Some(inner)))
+            }
+            (Resource::Group, None | Some(GROUP_URN), "members") => {
+                let inner = self.val_filter(&vp.filter, &Elements::Rows(member_column), &attr)?;
+                Ok(self.related(Relation::Members, Some(inner)))
+            }
+            (Resource::User, None | Some(USER_URN) | Some(ENTERPRISE_URN), _) => {
+                let (prefix, catalog) = if uri.as_deref() == Some(ENTERPRISE_URN) {
+                    (vec![Step::Key(ENTERPRISE_URN)], ENTERPRISE_JSON)
+                } else {
+                    (Vec::new(), CORE_JSON)
+                };
+                let Some(json) = catalog.iter().find(|a| a.name == name) else {
+                    return match self.resolve_user(&vp.attr) {
+                        Err(e) => Err(e),
+                        Ok(_) => Err(not_multi()),
+                    };
+                };
+                let Kind::Complex(subs) = json.kind else {
+                    return Err(not_multi());
+                };
+                let mut steps = prefix;
+                steps.push(Step::Key(json.name));
+                if json.multi {
+                    steps.push(Step::Elements);
+                }
+                let (from, conds, alias) = self.json_walk(&Input::Column("attributes"), &steps);
+                let inner = self.val_filter(&vp.filter, &Elements::Json { alias, subs }, &attr)?;
+                Ok(Self::exists(from, conds, inner))
+            }
+            (Resource::Group, None | Some(GROUP_URN), _) => match resolve_group(&vp.attr) {
+                Err(e) => Err(e),
+                Ok(_) => Err(not_multi()),
+            },
+            (_, Some(other), _) => Err(invalid(format!("filtering on {other} is not supported"))),
+        }
+    }
+
+    /// The inner filter of `attr[...]`, over one element.
+    fn val_filter(
+        &mut self,
+        f: &ValFilter,
+        elements: &Elements,
+        attr: &str,
+    ) -> Result<Cond, DomainError> {
+        Ok(match f {
+            ValFilter::Not(inner) => self.val_filter(inner, elements, attr)?.not(),
+            ValFilter::And(items) => Cond::and(
+                items
+                    .as_slice()
+                    .iter()
+                    .map(|i| self.val_filter(i, elements, attr))
+                    .collect::<Result<_, _>>()?,
+            ),
+            ValFilter::Or(items) => Cond::or(
+                items
+                    .as_slice()
+                    .iter()
+                    .map(|i| self.val_filter(i, elements, attr))
+                    .collect::<Result<_, _>>()?,
+            ),
+            ValFilter::Attr(exp) => {
+                let path = match exp {
+                    AttrExp::Present(p) | AttrExp::Comparison(p, _, _) => p,
+                };
+                let unknown = || {
+                    invalid(format!(
+                        "{attr}[...] cannot filter on {}: name a sub-attribute of {attr}",
+                        shown(path)
+                    ))
+                };
+                if path.uri.is_some() || path.sub_attr.is_some() {
+                    return Err(unknown());
+                }
+                let target = match elements {
+                    Elements::Json { alias, subs } => {
+                        let s = find_sub(subs, &path.name).ok_or_else(unknown)?;
+                        Target::Json {
+                            input: Input::Node(alias.clone()),
+                            steps: vec![Step::Key(s.name)],
+                            kind: s.kind,
+                        }
+                    }
+                    Elements::Rows(columns) => {
+                        Target::Column(columns(&path.name).ok_or_else(unknown)?)
+                    }
+                };
+                let shown = format!("{attr}.{}", path.name);
+                match exp {
+                    AttrExp::Present(_) => self.present(target)?,
+                    AttrExp::Comparison(_, op, value) => self.compare(target, &shown, op, value)?,
+                }
+            }
+        })
+    }
 }
 
-fn user_present(attr: &str, tenant_id: &str) -> Result<Expr<users::table>, DomainError> {
-    Ok(match attr {
-        "id" | "username" | "active" | "meta.created" | "meta.lastmodified" => always(true),
-        "externalid" => Box::new(users::external_id.is_not_null()),
-        "displayname" => Box::new(users::display_name.is_not_null()),
-        "nickname" => Box::new(users::nick_name.is_not_null()),
-        "title" => Box::new(users::title.is_not_null()),
-        "usertype" => Box::new(users::user_type.is_not_null()),
-        "locale" => Box::new(users::locale.is_not_null()),
-        "preferredlanguage" => Box::new(users::preferred_language.is_not_null()),
-        "timezone" => Box::new(users::timezone.is_not_null()),
-        "profileurl" => Box::new(users::profile_url.is_not_null()),
-        "name.formatted" => Box::new(users::name_formatted.is_not_null()),
-        "name.familyname" => Box::new(users::family_name.is_not_null()),
-        "name.givenname" => Box::new(users::given_name.is_not_null()),
-        "name.middlename" => Box::new(users::middle_name.is_not_null()),
-        "name.honorificprefix" => Box::new(users::honorific_prefix.is_not_null()),
-        "name.honorificsuffix" => Box::new(users::honorific_suffix.is_not_null()),
-        "roster:role" => Box::new(users::role.is_not_null()),
-        "emails" | "emails.value" => Box::new(
-            users::id.eq_any(
-                user_emails::table
-                    .filter(user_emails::tenant_id.eq(tenant_id.to_owned()))
-                    .select(user_emails::user_id),
-            ),
-        ),
-        "groups" | "groups.value" => Box::new(
-            users::id.eq_any(
-                group_members::table
-                    .filter(group_members::tenant_id.eq(tenant_id.to_owned()))
-                    .select(group_members::user_id),
-            ),
-        ),
-        other => return Err(invalid(format!("cannot filter users on {other}"))),
-    })
+/// The `value eq "…"` terms that every element matching `f` must satisfy (the top-level
+/// conjunction of an `emails[...]` filter): an index lookup narrows the users to those.
+fn indexed_email_values(f: &ValFilter) -> Vec<&str> {
+    match f {
+        ValFilter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(v)))
+            if path.uri.is_none()
+                && path.sub_attr.is_none()
+                && path.name.eq_ignore_ascii_case("value") =>
+        {
+            vec![v.as_str()]
+        }
+        ValFilter::And(items) => items
+            .as_slice()
+            .iter()
+            .flat_map(indexed_email_values)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
-/// Compiles a filter over groups of `tenant_id`.
-pub fn groups(f: &Filter, tenant_id: &str) -> Result<Expr<groups::table>, DomainError> {
-    Ok(match f {
-        Filter::Attr(exp) => group_attr(exp, tenant_id)?,
-        Filter::Not(inner) => Box::new(not(groups(inner, tenant_id)?)),
-        Filter::And(items) => {
-            let mut it = items.as_slice().iter();
-            let mut acc = match it.next() {
-                Some(first) => groups(first, tenant_id)?,
-                None => always_group(true),
-            };
-            for item in it {
-                acc = Box::new(acc.and(groups(item, tenant_id)?));
-            }
-            acc
-        }
-        Filter::Or(items) => {
-            let mut it = items.as_slice().iter();
-            let mut acc = match it.next() {
-                Some(first) => groups(first, tenant_id)?,
-                None => always_group(false),
-            };
-            for item in it {
-                acc = Box::new(acc.or(groups(item, tenant_id)?));
-            }
-            acc
-        }
-        Filter::ValuePath(vp) => {
+/// An attribute of the `attributes` document, with its optional sub-attribute.
+fn json_target(
+    path: &AttrPath,
+    mut steps: Vec<Step>,
+    attr: &'static JsonAttr,
+    sub: Option<&str>,
+) -> Result<Target, DomainError> {
+    steps.push(Step::Key(attr.name));
+    let sub = match (sub, attr.kind) {
+        (None, _) => None,
+        (Some(s), Kind::Complex(subs)) => Some(
+            find_sub(subs, s)
+                .ok_or_else(|| invalid(format!("cannot filter users on {}", shown(path))))?,
+        ),
+        (Some(_), _) => {
             return Err(invalid(format!(
-                "value filters such as {}[...] are not supported yet",
-                vp.attr
+                "cannot filter users on {}: {} has no sub-attributes",
+                shown(path),
+                path.name
             )));
         }
+    };
+    if let (None, Kind::Complex(subs)) = (sub, attr.kind)
+        && let Some(value) = find_sub(subs, "value")
+    {
+        let whole = steps.clone();
+        if attr.multi {
+            steps.push(Step::Elements);
+        }
+        steps.push(Step::Key(value.name));
+        return Ok(Target::JsonWithValue {
+            whole,
+            values: steps,
+            kind: value.kind,
+        });
+    }
+    let kind = match sub {
+        Some(s) => {
+            if attr.multi {
+                steps.push(Step::Elements);
+            }
+            steps.push(Step::Key(s.name));
+            s.kind
+        }
+        None => attr.kind,
+    };
+    Ok(Target::Json {
+        input: Input::Column("attributes"),
+        steps,
+        kind,
     })
 }
 
-fn group_attr(exp: &AttrExp, tenant_id: &str) -> Result<Expr<groups::table>, DomainError> {
-    let (path, cmp) = match exp {
-        AttrExp::Present(path) => (path, None),
-        AttrExp::Comparison(path, op, value) => (path, Some((op, value))),
-    };
-    let attr = attr_name(path, GROUP_URN)?;
-    let members = || {
-        group_members::table
-            .filter(group_members::tenant_id.eq(tenant_id.to_owned()))
-            .select(group_members::group_id)
-    };
-    let Some((op, value)) = cmp else {
-        return Ok(match attr.as_str() {
-            "id" | "displayname" | "meta.created" | "meta.lastmodified" => always_group(true),
-            "externalid" => Box::new(groups::external_id.is_not_null()),
-            "members" | "members.value" => Box::new(groups::id.eq_any(members())),
-            _ => return Err(invalid(format!("cannot filter groups on {path}"))),
-        });
-    };
-    Ok(match attr.as_str() {
-        "id" => text_cmp!(groups::id, *op, string_value(&attr, value)?),
-        "displayname" => text_cmp!(
-            groups::display_name_lower,
-            *op,
-            string_value(&attr, value)?.to_lowercase()
-        ),
-        "externalid" => nullable_text_cmp!(groups::external_id, *op, string_value(&attr, value)?),
-        "members" | "members.value" => {
-            let v = string_value(&attr, value)?;
-            let has = groups::id.eq_any(members().filter(group_members::user_id.eq(v)));
-            match op {
-                CompareOp::Eq => Box::new(has),
-                CompareOp::Ne => Box::new(not(has)),
-                other => return Err(invalid(format!("{other} does not apply to members"))),
-            }
+fn resolve_group(path: &AttrPath) -> Result<Target, DomainError> {
+    let unknown = || invalid(format!("cannot filter groups on {}", shown(path)));
+    match path.uri.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some(GROUP_URN) => {}
+        Some(uri) => return Err(invalid(format!("filtering on {uri} is not supported"))),
+    }
+    let name = path.name.to_ascii_lowercase();
+    let sub = path.sub_attr.as_deref().map(str::to_ascii_lowercase);
+    Ok(match (name.as_str(), sub.as_deref()) {
+        ("id", None) => Target::Column(column("\"groups\".\"id\"", Fold::Exact, false)),
+        ("displayname", None) => Target::Column(column(
+            "\"groups\".\"display_name_lower\"",
+            Fold::Stored,
+            false,
+        )),
+        ("externalid", None) => {
+            Target::Column(column("\"groups\".\"external_id\"", Fold::Exact, true))
         }
-        "meta.created" => time_cmp!(groups::created_at, op, value, &attr),
-        "meta.lastmodified" => time_cmp!(groups::updated_at, op, value, &attr),
-        _ => return Err(invalid(format!("cannot filter groups on {path}"))),
+        ("meta", Some("created")) => Target::Time("\"groups\".\"created_at\""),
+        ("meta", Some("lastmodified")) => Target::Time("\"groups\".\"updated_at\""),
+        ("members", None) => Target::Related {
+            relation: Relation::Members,
+            column: member_column("value"),
+        },
+        ("members", Some(s)) => Target::Related {
+            relation: Relation::Members,
+            column: Some(member_column(s).ok_or_else(unknown)?),
+        },
+        _ => return Err(unknown()),
     })
 }
 
@@ -503,5 +1280,135 @@ mod tests {
     fn like_patterns_escape_wildcards() {
         assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
         assert_eq!(pattern(&CompareOp::Sw, "ab").as_deref(), Some("ab%"));
+    }
+
+    fn compile(f: &str, r: Resource, backend: Backend) -> Result<Cond, DomainError> {
+        let f = parse(f).unwrap().unwrap();
+        Compiler::new(backend, "t1").filter(&f, r)
+    }
+
+    fn sql_text(c: &Cond) -> String {
+        c.parts
+            .iter()
+            .map(|p| match p {
+                Part::Sql(s) => s.clone(),
+                Part::Text(_) | Part::Time(_) => "?".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn values_are_bound_never_written_into_the_sql() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            for f in [
+                r#"title eq "x' OR 1=1 --""#,
+                r#"phoneNumbers[type eq "x' OR 1=1 --"]"#,
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department co "x' OR 1=1 --""#,
+                r#"emails[value eq "x' OR 1=1 --" and type eq "work"]"#,
+                r#"groups.display sw "x' OR 1=1 --""#,
+            ] {
+                let c = compile(f, Resource::User, backend).unwrap();
+                let sql = sql_text(&c);
+                assert!(!sql.contains("OR 1=1"), "{f}: {sql}");
+                assert!(
+                    c.parts
+                        .iter()
+                        .any(|p| matches!(p, Part::Text(t) if t.to_uppercase().contains("OR 1=1"))),
+                    "{f}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_attributes_and_inapplicable_comparisons_are_invalid_filters() {
+        for (f, r) in [
+            (r#"noSuch eq "x""#, Resource::User),
+            (r#"emails.noSuch eq "x""#, Resource::User),
+            (r#"phoneNumbers.locality eq "x""#, Resource::User),
+            (r#"addresses eq "x""#, Resource::User),
+            (r#"name eq "x""#, Resource::User),
+            (r#"active gt true"#, Resource::User),
+            (r#"active eq "maybe""#, Resource::User),
+            (r#"emails.primary co "t""#, Resource::User),
+            (r#"meta.created co "2024""#, Resource::User),
+            (r#"meta.created gt "yesterday""#, Resource::User),
+            (r#"title eq 12"#, Resource::User),
+            (r#"x509Certificates.value eq "AAAA""#, Resource::User),
+            (r#"title[value eq "x"]"#, Resource::User),
+            (r#"emails[noSuch eq "x"]"#, Resource::User),
+            (r#"emails[emails.type eq "x"]"#, Resource::User),
+            (
+                r#"urn:example:custom:2.0:User:thing eq "x""#,
+                Resource::User,
+            ),
+            (
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:shoeSize eq "x""#,
+                Resource::User,
+            ),
+            (r#"title gt null"#, Resource::User),
+            (r#"members.noSuch eq "x""#, Resource::Group),
+            (r#"members[noSuch eq "x"]"#, Resource::Group),
+            (r#"userName eq "x""#, Resource::Group),
+            (r#"emails[type eq "work"]"#, Resource::Group),
+        ] {
+            match compile(f, r, Backend::Sqlite) {
+                Err(DomainError::Invalid { scim_type, detail }) => {
+                    assert_eq!(scim_type, ScimType::InvalidFilter, "{f}");
+                    assert!(!detail.is_empty(), "{f}");
+                }
+                Err(other) => panic!("{f}: {other:?}"),
+                Ok(c) => panic!("{f} compiled: {}", sql_text(&c)),
+            }
+        }
+    }
+
+    #[test]
+    fn the_message_names_the_attribute() {
+        let Err(DomainError::Invalid { detail, .. }) =
+            compile(r#"shoeSize eq "x""#, Resource::User, Backend::Sqlite)
+        else {
+            panic!("compiled");
+        };
+        assert!(detail.contains("shoeSize"), "{detail}");
+    }
+
+    #[test]
+    fn long_chains_stay_shallow() {
+        let f = (0..250)
+            .map(|i| format!("title pr or id eq \"{i}\""))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let c = compile(&f, Resource::User, Backend::Sqlite).unwrap();
+        let sql = sql_text(&c);
+        let mut depth = 0usize;
+        let mut max = 0usize;
+        for ch in sql.chars() {
+            match ch {
+                '(' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        assert!(max < 40, "nesting {max}");
+    }
+
+    #[test]
+    fn email_value_filters_use_the_index() {
+        let c = compile(
+            r#"emails[type eq "work" and value eq "A@x.com"]"#,
+            Resource::User,
+            Backend::Postgres,
+        )
+        .unwrap();
+        assert!(sql_text(&c).contains("\"user_emails\" ue"));
+        assert!(
+            c.parts
+                .iter()
+                .any(|p| matches!(p, Part::Text(t) if t == "a@x.com"))
+        );
     }
 }

@@ -362,7 +362,7 @@ pub fn list(
         .select(UserRow::as_select())
         .into_boxed();
     if let Some(f) = filter {
-        query = query.filter(filter::users(f, tenant_id)?);
+        query = query.filter(filter::users(f, tenant_id, filter::backend(conn))?);
     }
     // A continued page reuses the total counted for the page before it.
     let total: i64 = match known_total {
@@ -373,7 +373,7 @@ pub fn list(
                 .count()
                 .into_boxed();
             if let Some(f) = filter {
-                count = count.filter(filter::users(f, tenant_id)?);
+                count = count.filter(filter::users(f, tenant_id, filter::backend(conn))?);
             }
             count.get_result(conn)?
         }
