@@ -9,5 +9,6 @@ mod groups;
 mod grpc;
 mod harness;
 mod protocol;
+mod replay;
 mod roles;
 mod users;
