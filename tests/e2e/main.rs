@@ -12,5 +12,6 @@ mod groups;
 mod grpc;
 mod harness;
 mod protocol;
+mod replay;
 mod roles;
 mod users;

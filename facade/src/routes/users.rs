@@ -299,8 +299,13 @@ async fn patch_general(
             .collect();
         check_attributes_of(&changed, Resource::User, strict, &[])?;
         let mut parsed = user_from_scim(&Value::Object(doc))?;
-        // The document was complete: an extension the operations removed clears the role.
+        // The document was complete: an extension the operations removed clears the role, and
+        // a removed `active` leaves the user inactive (Roster has no unassigned status).
         parsed.role_given = true;
+        if !parsed.active_given {
+            parsed.user.active = false;
+            parsed.active_given = true;
+        }
         let mask = parsed.replace_mask();
         let mut user = parsed.user;
         user.id = id.to_owned();

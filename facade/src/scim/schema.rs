@@ -557,7 +557,9 @@ pub(crate) fn group_schema() -> Value {
                 string("value", "The id of the member User.")
                     .case_exact()
                     .mutability(Mutability::Immutable),
-                reference("$ref", &["User"], "The URI of the member User.").read_only(),
+                // Immutable, as in RFC 7643 §8.7.1: a client may send it (Roster reads `value`).
+                reference("$ref", &["User"], "The URI of the member User.")
+                    .mutability(Mutability::Immutable),
                 string("display", "The member User's displayName (or userName).").read_only(),
                 string("type", "The type of the member: always \"User\".")
                     .canonical(&["User"])

@@ -133,8 +133,14 @@ impl FastUpdate {
     fn assign(&mut self, field: Field, value: Option<&Value>) -> Result<bool, ScimError> {
         let value = value.filter(|v| !v.is_null());
         match (field, value) {
+            // `active` has no unassigned state in Roster: removing it (RFC 7644 §3.5.2.2) leaves
+            // the user inactive, so that an unasserted status never grants access.
+            (Field::Active, None) => {
+                self.user.active = false;
+                self.mark("active");
+            }
             // Clearing these is not a plain field write: let the general path judge.
-            (Field::Active | Field::UserName | Field::Password, None) => return Ok(false),
+            (Field::UserName | Field::Password, None) => return Ok(false),
             (Field::Active, Some(v)) => {
                 self.user.active = bool_value("active", v)?;
                 self.mark("active");
@@ -362,6 +368,18 @@ mod tests {
     }
 
     #[test]
+    fn removing_active_deactivates() {
+        for ops in [
+            json!([{"op": "remove", "path": "active"}]),
+            json!([{"op": "Replace", "path": "active", "value": null}]),
+        ] {
+            let (user, mask) = fast(ops);
+            assert!(!user.active);
+            assert_eq!(mask, vec!["active"]);
+        }
+    }
+
+    #[test]
     fn removing_an_optional_field_clears_it() {
         let (user, mask) = fast(json!([{"op": "remove", "path": "externalId"}]));
         assert_eq!(user.external_id, None);
@@ -375,7 +393,6 @@ mod tests {
             json!([{"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "value": "1"}]),
             json!([{"op": "replace", "value": {"active": false, "phoneNumbers": []}}]),
             json!([{"op": "replace", "path": "active", "value": false}, {"op": "add", "path": "emails", "value": []}]),
-            json!([{"op": "remove", "path": "active"}]),
             json!([{"op": "replace", "path": "name", "value": {"givenName": "A", "nickname": "x"}}]),
             json!([{"op": "replace", "value": {"id": "only-read-only"}}]),
             json!([{"op": "replace", "path": "not a path", "value": 1}]),
