@@ -1129,7 +1129,7 @@ async fn value_filters_on_users(server: &TestServer) {
             "schemas": [CORE_URN, ENTERPRISE_URN],
             "userName": "cy",
             "emails": [{"value": "cy@x.com", "type": "WORK", "display": "Cy at work"}],
-            ENTERPRISE_URN: {"department": "Sales", "employeeNumber": 702}
+            ENTERPRISE_URN: {"department": "Sales", "employeeNumber": "702"}
         }),
     )
     .await;
