@@ -8,6 +8,7 @@ mod cli;
 mod groups;
 mod grpc;
 mod harness;
+mod listing;
 mod protocol;
 mod roles;
 mod users;
