@@ -8,7 +8,8 @@ use tonic_types::StatusExt;
 
 use crate::response::scim_json;
 
-/// The SCIM `scimType` values of RFC 7644 §3.12 (Table 9).
+/// The SCIM `scimType` values of RFC 7644 §3.12 (Table 9), and those RFC 9865 adds for
+/// cursor paging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ScimType {
     InvalidFilter,
@@ -21,10 +22,12 @@ pub(crate) enum ScimType {
     InvalidValue,
     InvalidVers,
     Sensitive,
+    InvalidCursor,
+    InvalidCount,
 }
 
 impl ScimType {
-    const ALL: [ScimType; 10] = [
+    const ALL: [ScimType; 12] = [
         ScimType::InvalidFilter,
         ScimType::TooMany,
         ScimType::Uniqueness,
@@ -35,6 +38,8 @@ impl ScimType {
         ScimType::InvalidValue,
         ScimType::InvalidVers,
         ScimType::Sensitive,
+        ScimType::InvalidCursor,
+        ScimType::InvalidCount,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -49,6 +54,8 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 

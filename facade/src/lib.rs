@@ -49,7 +49,7 @@ impl Default for FacadeConfig {
         Self {
             public_base_url: None,
             body_limit: 1024 * 1024,
-            max_page_size: 1000,
+            max_page_size: roster_proto::MAX_PAGE_SIZE,
             bulk_max_operations: 1000,
             strict_schema: false,
         }

@@ -880,6 +880,68 @@ async fn list_users_pages_and_counts() {
     assert_eq!(reply.body["totalResults"], 3);
     assert_eq!(reply.body["itemsPerPage"], 0);
     assert_eq!(reply.body["Resources"], json!([]));
+    // count=0: the total alone, no user read.
+    let calls = mock.calls();
+    let Some(Call::ListUsers(request)) = calls.last() else {
+        panic!("expected a ListUsers: {calls:?}");
+    };
+    assert_eq!((request.page_size, request.total_only), (0, true));
+}
+
+#[tokio::test]
+async fn list_users_sorts_and_pages_by_cursor() {
+    let mock = Mock::with_user(ada());
+    let reply = send(
+        &app(&mock),
+        Method::GET,
+        "/scim/v2/Users?sortBy=name.familyName&sortOrder=descending&cursor=&count=2",
+        Some("good"),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(reply.body.get("startIndex").is_none(), "{}", reply.body);
+    let Some(Call::ListUsers(request)) = mock.calls().last().cloned() else {
+        panic!("expected a ListUsers");
+    };
+    assert_eq!(
+        request,
+        ListUsersRequest {
+            page_size: 2,
+            page_token: String::new(),
+            filter: String::new(),
+            skip: 0,
+            sort_by: "name.familyName".into(),
+            descending: true,
+            total_only: false,
+        }
+    );
+    let reply = send(
+        &app(&mock),
+        Method::GET,
+        "/scim/v2/Users?cursor=tok&count=2",
+        Some("good"),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let Some(Call::ListUsers(request)) = mock.calls().last().cloned() else {
+        panic!("expected a ListUsers");
+    };
+    assert_eq!((request.page_token.as_str(), request.skip), ("tok", 0));
+    // Both paging methods at once: refused before any list call.
+    let mock = Mock::with_user(ada());
+    let reply = send(
+        &app(&mock),
+        Method::GET,
+        "/scim/v2/Users?cursor=tok&startIndex=3",
+        Some("good"),
+        None,
+    )
+    .await;
+    assert_scim_error(&reply, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["scimType"], "invalidValue");
+    assert!(!mock.calls().iter().any(|c| matches!(c, Call::ListUsers(_))));
 }
 
 #[tokio::test]

@@ -13,3 +13,10 @@ pub mod v1 {
 /// gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/roster_descriptor.bin"));
+
+/// The largest `page_size` of a list request (larger ones are clamped): the SCIM facade's
+/// default `maxResults` too.
+pub const MAX_PAGE_SIZE: i32 = 1000;
+
+/// The `page_size` of a list request that names none.
+pub const DEFAULT_PAGE_SIZE: i32 = 100;

@@ -18,7 +18,7 @@ use crate::grpc::Grpc;
 use crate::response::{no_content, not_modified, resource, scim_json};
 use crate::scim::GROUP_URN;
 use crate::scim::group::{GroupChange, group_from_scim, group_to_scim, plan_group_patch};
-use crate::scim::list::{ListQuery, Page, list_response};
+use crate::scim::list::{ListQuery, Listed, Page};
 use crate::scim::patch::parse_patch_request;
 use crate::scim::project::Projection;
 use crate::scim::validate::{Resource, check_resource};
@@ -180,11 +180,8 @@ pub(crate) async fn search(
 }
 
 async fn answer(grpc: &Grpc, base: &str, query: &ListQuery) -> Result<Response, ScimError> {
-    let (resources, total) = find(grpc, base, query).await?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &list_response(total, query.start_index, resources),
-    ))
+    let listed = find(grpc, base, query).await?;
+    Ok(scim_json(StatusCode::OK, &query.response(listed)))
 }
 
 /// The groups a list query asks for, rendered and projected (BASIC view when the projection
@@ -193,7 +190,7 @@ pub(super) async fn find(
     grpc: &Grpc,
     base: &str,
     query: &ListQuery,
-) -> Result<(Vec<Value>, i64), tonic::Status> {
+) -> Result<Listed<Value>, tonic::Status> {
     let projection = Projection::new(
         &query.attributes,
         &query.excluded_attributes,
@@ -201,7 +198,7 @@ pub(super) async fn find(
         &[],
     );
     let view = view(&projection) as i32;
-    let (groups, total) = query
+    let groups = query
         .collect(|page_token, page_size| {
             let request = ListGroupsRequest {
                 page_size,
@@ -209,23 +206,22 @@ pub(super) async fn find(
                 filter: query.filter.clone(),
                 skip: query.skip(),
                 view,
-                ..Default::default()
+                sort_by: query.sort_by.clone(),
+                descending: query.descending(),
+                total_only: page_size == 0,
             };
             async move {
                 let page = grpc.list_groups(request).await?;
                 Ok(Page {
                     items: page.groups,
                     next_page_token: page.next_page_token,
+                    previous_page_token: page.previous_page_token,
                     total_size: page.total_size,
                 })
             }
         })
         .await?;
-    let resources = groups
-        .iter()
-        .map(|g| render(g, base, &projection))
-        .collect();
-    Ok((resources, total))
+    Ok(groups.map(|g| render(&g, base, &projection)))
 }
 
 /// PUT: rename and REPLACE the membership with the body's members, in one `UpdateGroup`.

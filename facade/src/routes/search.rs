@@ -6,6 +6,10 @@
 //! may end in the users, start in the groups, or span both. ListUsers answers first (its total
 //! says where the groups begin); ListGroups then fills what is left of the window.
 //!
+//! Sorting and cursor paging are per resource type: `sortBy` or `cursor` here is 400
+//! `invalidValue` (use `/Users/.search` or `/Groups/.search`), rather than an order or a cursor
+//! that would not mean what the client asked for.
+//!
 //! A filter that names an attribute one resource type does not have matches nothing there
 //! (RFC 7644 §3.4.2.2): an invalidFilter from one type counts as no matches of that type, as
 //! long as the other type accepted the filter. When both refuse it, the answer is 400
@@ -22,7 +26,7 @@ use crate::error::{ScimError, ScimType, is_invalid_filter};
 use crate::extract::{BaseUrl, JsonBody};
 use crate::grpc::Grpc;
 use crate::response::scim_json;
-use crate::scim::list::{ListQuery, list_response};
+use crate::scim::list::{ListQuery, Listed, list_response};
 
 /// The matches of one resource type in the window; none when it refused the filter.
 struct Found {
@@ -32,11 +36,11 @@ struct Found {
 }
 
 impl Found {
-    fn of(result: Result<(Vec<Value>, i64), tonic::Status>) -> Result<Self, ScimError> {
+    fn of(result: Result<Listed<Value>, tonic::Status>) -> Result<Self, ScimError> {
         match result {
-            Ok((resources, total)) => Ok(Self {
-                resources,
-                total,
+            Ok(listed) => Ok(Self {
+                resources: listed.items,
+                total: listed.total,
                 refused: None,
             }),
             Err(status) if is_invalid_filter(&status) => Ok(Self {
@@ -58,6 +62,12 @@ pub(crate) async fn search(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimError> {
     let query = ListQuery::from_search_request(&body, state.config.max_page_size)?;
+    if !query.sort_by.is_empty() || query.cursor.is_some() {
+        return Err(ScimError::invalid_value(
+            "sortBy and cursor apply to one resource type: search /Users/.search or \
+             /Groups/.search",
+        ));
+    }
     let users = Found::of(users::find(&grpc, &base, &query).await)?;
     let groups_query = groups_window(&query, users.total, users.resources.len());
     let groups = Found::of(groups::find(&grpc, &base, &groups_query).await)?;

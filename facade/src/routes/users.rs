@@ -15,7 +15,7 @@ use crate::error::ScimError;
 use crate::extract::{BaseUrl, Conditions, JsonBody, Params};
 use crate::grpc::Grpc;
 use crate::response::{no_content, not_modified, resource, scim_json};
-use crate::scim::list::{ListQuery, Page, list_response};
+use crate::scim::list::{ListQuery, Listed, Page};
 use crate::scim::patch::{PatchOperation, ResourceSchema, apply_patch, parse_patch_request};
 use crate::scim::project::Projection;
 use crate::scim::user::{user_from_scim, user_to_scim};
@@ -179,11 +179,8 @@ pub(crate) async fn search(
 }
 
 async fn answer(grpc: &Grpc, base: &str, query: &ListQuery) -> Result<Response, ScimError> {
-    let (resources, total) = find(grpc, base, query).await?;
-    Ok(scim_json(
-        StatusCode::OK,
-        &list_response(total, query.start_index, resources),
-    ))
+    let listed = find(grpc, base, query).await?;
+    Ok(scim_json(StatusCode::OK, &query.response(listed)))
 }
 
 /// The users a list query asks for, rendered and projected, and the number of matches.
@@ -191,21 +188,24 @@ pub(super) async fn find(
     grpc: &Grpc,
     base: &str,
     query: &ListQuery,
-) -> Result<(Vec<Value>, i64), tonic::Status> {
-    let (users, total) = query
+) -> Result<Listed<Value>, tonic::Status> {
+    let users = query
         .collect(|page_token, page_size| {
             let request = ListUsersRequest {
                 page_size,
                 page_token,
                 filter: query.filter.clone(),
                 skip: query.skip(),
-                ..Default::default()
+                sort_by: query.sort_by.clone(),
+                descending: query.descending(),
+                total_only: page_size == 0,
             };
             async move {
                 let page = grpc.list_users(request).await?;
                 Ok(Page {
                     items: page.users,
                     next_page_token: page.next_page_token,
+                    previous_page_token: page.previous_page_token,
                     total_size: page.total_size,
                 })
             }
@@ -217,8 +217,7 @@ pub(super) async fn find(
         USER_URN,
         USER_PATCH_SCHEMA.extensions,
     );
-    let resources = users.iter().map(|u| render(u, base, &projection)).collect();
-    Ok((resources, total))
+    Ok(users.map(|u| render(&u, base, &projection)))
 }
 
 pub(crate) async fn replace(

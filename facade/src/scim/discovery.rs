@@ -122,7 +122,12 @@ pub(crate) struct BulkLimits {
     pub(crate) max_payload_size: usize,
 }
 
-/// What Roster supports, without `meta`. `max_page_size` is the largest `count` honoured.
+/// How long a cursor is promised to stay valid, in seconds (RFC 9865 `cursorTimeout`). Roster's
+/// cursors are keyset positions: they never expire, so this is a floor, not a limit.
+pub(crate) const CURSOR_TIMEOUT_SECONDS: i64 = 86_400;
+
+/// What Roster supports, without `meta`. `max_page_size` is the largest `count` honoured: the
+/// `filter.maxResults` and the `pagination.maxPageSize` advertised.
 pub(crate) fn service_provider_config(max_page_size: i32, bulk: BulkLimits) -> Value {
     let mut doc = Map::new();
     doc.insert("schemas".into(), json!([SERVICE_PROVIDER_CONFIG_URN]));
@@ -140,8 +145,20 @@ pub(crate) fn service_provider_config(max_page_size: i32, bulk: BulkLimits) -> V
         json!({"supported": true, "maxResults": max_page_size.max(0)}),
     );
     doc.insert("changePassword".into(), json!({"supported": false}));
-    doc.insert("sort".into(), json!({"supported": false}));
+    doc.insert("sort".into(), json!({"supported": true}));
     doc.insert("etag".into(), json!({"supported": true}));
+    // RFC 9865 §4: both methods; index paging stays the default (what IdPs expect).
+    doc.insert(
+        "pagination".into(),
+        json!({
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": roster_proto::DEFAULT_PAGE_SIZE.min(max_page_size.max(1)),
+            "maxPageSize": max_page_size.max(1),
+            "cursorTimeout": CURSOR_TIMEOUT_SECONDS,
+        }),
+    );
     doc.insert(
         "authenticationSchemes".into(),
         json!([{

@@ -94,8 +94,16 @@ async fn service_provider_config_describes_what_roster_does() {
             "bulk": {"supported": true, "maxOperations": 1000, "maxPayloadSize": 1048576},
             "filter": {"supported": true, "maxResults": 250},
             "changePassword": {"supported": false},
-            "sort": {"supported": false},
+            "sort": {"supported": true},
             "etag": {"supported": true},
+            "pagination": {
+                "cursor": true,
+                "index": true,
+                "defaultPaginationMethod": "index",
+                "defaultPageSize": 100,
+                "maxPageSize": 250,
+                "cursorTimeout": 86400
+            },
             "authenticationSchemes": [{
                 "type": "oauthbearertoken",
                 "name": "OAuth Bearer Token",

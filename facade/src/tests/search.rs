@@ -126,12 +126,13 @@ async fn users_search_answers_as_get_users_does() {
             page_token: String::new(),
             filter: "userName eq \"ada@example.com\"".into(),
             skip: 1,
-            ..Default::default()
+            sort_by: "userName".into(),
+            descending: true,
+            total_only: false,
         }
     );
 
-    // The same query as GET (sortBy and sortOrder ignored there too): the same request, the
-    // same answer.
+    // The same query as GET: the same request, the same answer.
     let got = get(
         &app,
         "/Users?filter=userName+eq+%22ada%40example.com%22&startIndex=2&count=2\
@@ -388,7 +389,7 @@ async fn root_search_pages_over_users_then_groups() {
         ]
     );
 
-    // Within the users: the groups are asked for their count only.
+    // Within the users: the groups are asked for their count only, and read no group.
     let reply = post(&app, "/.search", search(1, 2)).await;
     assert_eq!(ids(&reply), vec!["u-1", "u-2"]);
     assert_eq!(reply.body["totalResults"], 5);
@@ -396,7 +397,10 @@ async fn root_search_pages_over_users_then_groups() {
     let Call::ListGroups(request) = &calls[1] else {
         panic!("expected ListGroups second: {calls:?}");
     };
-    assert_eq!((request.skip, request.page_size), (0, 1));
+    assert_eq!(
+        (request.skip, request.page_size, request.total_only),
+        (0, 0, true)
+    );
 
     // Past the users: the groups from the right place.
     let reply = post(&app, "/.search", search(5, 10)).await;
@@ -503,4 +507,23 @@ async fn root_search_a_filter_one_type_refuses_matches_nothing_there() {
     )
     .await;
     assert_scim_error(&reply, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn root_search_refuses_sorting_and_cursors_and_calls_nothing() {
+    let mock = Mock::default();
+    let app = app(&mock);
+    for body in [
+        json!({"sortBy": "displayName"}),
+        json!({"cursor": ""}),
+        json!({"cursor": "abc", "count": 10}),
+    ] {
+        let reply = post(&app, "/.search", search_body(body.clone())).await;
+        assert_scim_error(&reply, StatusCode::BAD_REQUEST);
+        assert_eq!(reply.body["scimType"], "invalidValue", "{body}");
+        assert!(
+            take_calls(&mock).iter().all(|c| *c == Call::WhoAmI),
+            "{body}"
+        );
+    }
 }

@@ -11,6 +11,8 @@ pub enum ScimType {
     InvalidPath,
     NoTarget,
     InvalidValue,
+    /// A page token (SCIM cursor) that is not one of ours, or not for this query (RFC 9865).
+    InvalidCursor,
 }
 
 impl ScimType {
@@ -24,6 +26,7 @@ impl ScimType {
             ScimType::InvalidPath => "invalidPath",
             ScimType::NoTarget => "noTarget",
             ScimType::InvalidValue => "invalidValue",
+            ScimType::InvalidCursor => "invalidCursor",
         }
     }
 }

@@ -2,11 +2,15 @@
 //! Free of transport (tonic) and storage (diesel).
 
 mod error;
+mod listing;
 mod principal;
 mod role;
 mod user;
 
 pub use error::{DomainError, ScimType};
+pub use listing::{
+    GROUP_SORTS, Page, PageRequest, Position, Sort, SortAttr, SortValue, USER_SORTS,
+};
 pub use principal::{PasswordPolicy, Principal, TokenKind};
 pub use role::{
     ADMIN_ROLE, CATALOG, DEFAULT_ROLE, DEFAULT_ROLES, EffectiveRole, MappedRole, Role, RoleDef,
@@ -102,23 +106,6 @@ pub fn validate_display_name(name: &str) -> Result<(), DomainError> {
         ));
     }
     Ok(())
-}
-
-/// A page request: keyset (`after`) or offset (`skip`) paging.
-#[derive(Debug, Clone, Default)]
-pub struct PageRequest {
-    pub size: i64,
-    pub after: Option<String>,
-    pub skip: i64,
-}
-
-/// One page of results.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// The key to continue after, when more may follow.
-    pub next_after: Option<String>,
-    pub total: i64,
 }
 
 /// A token as listed (never its secret).

@@ -2,11 +2,14 @@
 
 use base64::Engine;
 use roster_proto::v1 as pb;
+use roster_proto::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    self, DomainError, EffectiveRole, Email, Group, Member, PasswordPolicy, PersonName, Role,
-    RoleSource, ScimType, Tenant, Token, TokenKind, User, UserInput,
+    self, DomainError, EffectiveRole, Email, Group, Member, PasswordPolicy, PersonName, Position,
+    Role, RoleSource, ScimType, Sort, SortAttr, SortValue, Tenant, Token, TokenKind, User,
+    UserInput,
 };
 
 pub fn timestamp(t: OffsetDateTime) -> prost_types::Timestamp {
@@ -306,15 +309,139 @@ pub fn parse_page_token(token: &str) -> Result<Option<String>, DomainError> {
         .ok_or_else(bad)
 }
 
-/// Page sizes: 0 means 100; at most 1000.
+/// What a list page token is bound to: the tenant, the resource type, the filter and the sort
+/// it was issued for (a short hash of them).
+pub fn token_scope(tenant_id: &str, resource: &str, filter: &str, sort: Sort) -> String {
+    let mut h = Sha256::new();
+    for part in [tenant_id, resource, filter.trim(), &format!("{sort:?}")] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+const LIST_TOKEN_VERSION: &str = "l1";
+const LIST_TOKEN_CHECK: &[u8] = b"roster list page token\0";
+const CHECK_LEN: usize = 8;
+
+fn list_token_check(payload: &[u8]) -> [u8; CHECK_LEN] {
+    let mut h = Sha256::new();
+    h.update(LIST_TOKEN_CHECK);
+    h.update(payload);
+    let mut out = [0u8; CHECK_LEN];
+    out.copy_from_slice(&h.finalize()[..CHECK_LEN]);
+    out
+}
+
+/// An opaque list page token: "continue after (or, `backward`, before) this position", for the
+/// query whose [`token_scope`] is `scope`. URL-safe base64 (RFC 3986 unreserved characters, as
+/// RFC 9865 asks of a cursor), with a checksum so that a damaged token is refused.
+pub fn list_token(scope: &str, position: &Position, backward: bool) -> String {
+    let key = match &position.key {
+        SortValue::Null => serde_json::Value::Null,
+        SortValue::Text(s) => serde_json::Value::String(s.clone()),
+        SortValue::Bool(b) => serde_json::Value::Bool(*b),
+        SortValue::Time(t) => {
+            serde_json::json!({ "t": t.assume_utc().unix_timestamp_nanos().to_string() })
+        }
+    };
+    let payload =
+        serde_json::json!([LIST_TOKEN_VERSION, scope, backward, key, position.id]).to_string();
+    let mut bytes = payload.into_bytes();
+    let check = list_token_check(&bytes);
+    bytes.extend_from_slice(&check);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Parses a list page token issued for `scope` and sorted by `sort`: the position and whether
+/// to read backward. Empty: the first page. Anything else, or a token of another query, is
+/// `invalidCursor`.
+pub fn parse_list_token(
+    token: &str,
+    scope: &str,
+    sort: Sort,
+) -> Result<Option<(Position, bool)>, DomainError> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = |why: &str| {
+        DomainError::invalid(
+            ScimType::InvalidCursor,
+            format!("invalid page token: {why}"),
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad("not one of ours"))?;
+    if bytes.len() <= CHECK_LEN {
+        return Err(bad("not one of ours"));
+    }
+    let (payload, check) = bytes.split_at(bytes.len() - CHECK_LEN);
+    if list_token_check(payload) != check {
+        return Err(bad("not one of ours"));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|_| bad("not one of ours"))?;
+    let parts = value.as_array().map(Vec::as_slice).unwrap_or_default();
+    let [version, token_scope, backward, key, id] = parts else {
+        return Err(bad("not one of ours"));
+    };
+    if version.as_str() != Some(LIST_TOKEN_VERSION) {
+        return Err(bad("not one of ours"));
+    }
+    if token_scope.as_str() != Some(scope) {
+        return Err(bad(
+            "it was issued for another query (filter, sort or resource type)",
+        ));
+    }
+    let (Some(backward), Some(id)) = (backward.as_bool(), id.as_str()) else {
+        return Err(bad("not one of ours"));
+    };
+    let key = match (sort.attr, key) {
+        (SortAttr::Id, serde_json::Value::Null) => SortValue::Null,
+        (SortAttr::Id, _) => return Err(bad("not one of ours")),
+        (attr, serde_json::Value::Null) if attr.nullable() => SortValue::Null,
+        (SortAttr::Active, serde_json::Value::Bool(b)) => SortValue::Bool(*b),
+        (SortAttr::Created | SortAttr::Modified, serde_json::Value::Object(o)) => {
+            let nanos: i128 = o
+                .get("t")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| bad("not one of ours"))?;
+            let t = OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                .map_err(|_| bad("not one of ours"))?;
+            SortValue::Time(time::PrimitiveDateTime::new(t.date(), t.time()))
+        }
+        (
+            SortAttr::UserName
+            | SortAttr::FamilyName
+            | SortAttr::GivenName
+            | SortAttr::DisplayName
+            | SortAttr::ExternalId
+            | SortAttr::Title,
+            serde_json::Value::String(s),
+        ) => SortValue::Text(s.clone()),
+        _ => return Err(bad("not one of ours")),
+    };
+    Ok(Some((
+        Position {
+            key,
+            id: id.to_owned(),
+        },
+        backward,
+    )))
+}
+
+/// Page sizes: 0 means [`DEFAULT_PAGE_SIZE`]; at most [`MAX_PAGE_SIZE`].
 pub fn page_size(requested: i32) -> Result<i64, DomainError> {
     match requested {
-        0 => Ok(100),
+        0 => Ok(i64::from(DEFAULT_PAGE_SIZE)),
         n if n < 0 => Err(DomainError::invalid(
             ScimType::InvalidValue,
             "page_size must not be negative",
         )),
-        n => Ok(i64::from(n.min(1000))),
+        n => Ok(i64::from(n.min(MAX_PAGE_SIZE))),
     }
 }
 
@@ -341,5 +468,95 @@ mod tests {
         assert_eq!(page_token(None), "");
         assert!(parse_page_token("!!").is_err());
         assert!(parse_page_token("aGVsbG8").is_err());
+    }
+
+    fn sort(attr: SortAttr) -> Sort {
+        Sort {
+            attr,
+            descending: false,
+        }
+    }
+
+    #[test]
+    fn list_tokens_round_trip_every_key_kind() {
+        let t = time::macros::datetime!(2026-11-24 10:00:00.123456);
+        let cases = [
+            (SortAttr::Id, SortValue::Null),
+            (SortAttr::UserName, SortValue::Text("ada:\"x\"".into())),
+            (SortAttr::FamilyName, SortValue::Null),
+            (SortAttr::Active, SortValue::Bool(true)),
+            (SortAttr::Created, SortValue::Time(t)),
+        ];
+        for (attr, key) in cases {
+            let scope = token_scope("t", "users", "", sort(attr));
+            let position = Position {
+                key,
+                id: "0190-abc".into(),
+            };
+            for backward in [false, true] {
+                let token = list_token(&scope, &position, backward);
+                assert!(
+                    token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                    "{token}"
+                );
+                let parsed = parse_list_token(&token, &scope, sort(attr)).unwrap();
+                assert_eq!(parsed, Some((position.clone(), backward)));
+            }
+        }
+        assert_eq!(parse_list_token("", "x", sort(SortAttr::Id)).unwrap(), None);
+    }
+
+    #[test]
+    fn list_tokens_are_bound_to_their_query_and_checked() {
+        let s = sort(SortAttr::UserName);
+        let scope = token_scope("t", "users", "active eq true", s);
+        let token = list_token(
+            &scope,
+            &Position {
+                key: SortValue::Text("ada".into()),
+                id: "1".into(),
+            },
+            false,
+        );
+        let invalid = |r: Result<Option<(Position, bool)>, DomainError>| {
+            matches!(
+                r,
+                Err(DomainError::Invalid {
+                    scim_type: ScimType::InvalidCursor,
+                    ..
+                })
+            )
+        };
+        // Another filter, tenant, resource type or sort.
+        for other in [
+            token_scope("t", "users", "active eq false", s),
+            token_scope("u", "users", "active eq true", s),
+            token_scope("t", "groups", "active eq true", s),
+            token_scope(
+                "t",
+                "users",
+                "active eq true",
+                Sort {
+                    descending: true,
+                    ..s
+                },
+            ),
+        ] {
+            assert!(invalid(parse_list_token(&token, &other, s)));
+        }
+        // A damaged token, an old-style token, garbage.
+        let mut damaged = token.clone().into_bytes();
+        damaged[3] = if damaged[3] == b'A' { b'B' } else { b'A' };
+        let damaged = String::from_utf8(damaged).unwrap();
+        for bad in [
+            damaged.as_str(),
+            &page_token(Some("1".into())),
+            "!!",
+            "aGVsbG8",
+        ] {
+            assert!(invalid(parse_list_token(bad, &scope, s)), "{bad}");
+        }
     }
 }

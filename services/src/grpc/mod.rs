@@ -16,7 +16,8 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    DomainError, GroupChanges, Page, PageRequest, PasswordPolicy, Principal, TokenKind, UserField,
+    DomainError, GROUP_SORTS, GroupChanges, Page, PageRequest, PasswordPolicy, Position, Principal,
+    Sort, SortAttr, TokenKind, USER_SORTS, UserField,
 };
 use crate::password;
 use crate::storage::paging::{HintKey, PageHints};
@@ -404,26 +405,36 @@ impl pb::user_service_server::UserService for Api {
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
         let token = bearer(&request)?;
         let req = request.into_inner();
-        let page = page_request(req.page_size, &req.page_token, req.skip)?;
-        let filter = filter::parse(&req.filter).map_err(Status::from)?;
+        let query = ListQuery {
+            resource: "users",
+            sorts: USER_SORTS,
+            page_size: req.page_size,
+            page_token: req.page_token,
+            filter: req.filter,
+            skip: req.skip,
+            sort_by: req.sort_by,
+            descending: req.descending,
+            total_only: req.total_only,
+        };
+        let filter = filter::parse(&query.filter).map_err(Status::from)?;
         let hints = Arc::clone(&self.hints);
-        let (found, default_role) = self
+        let ((found, scope), default_role) = self
             .call(token, move |db, p| {
-                let found = paged(&hints, p, "users", req.filter, page, |page, total| {
+                let found = paged(&hints, p, query, |page, total| {
                     users::list(db.conn, &p.tenant_id, filter.as_ref(), page, total)
                 })?;
                 Ok((found, p.default_role.clone()))
             })
             .await?;
         Ok(Response::new(pb::ListUsersResponse {
+            next_page_token: page_token(&scope, found.next.as_ref(), false),
+            previous_page_token: page_token(&scope, found.previous.as_ref(), true),
             users: found
                 .items
                 .into_iter()
                 .map(|u| convert::user(u, &default_role))
                 .collect(),
-            next_page_token: convert::page_token(found.next_after),
             total_size: found.total,
-            ..Default::default()
         }))
     }
 
@@ -489,63 +500,69 @@ impl pb::user_service_server::UserService for Api {
     }
 }
 
-/// Runs a list query, continuing an index-paged listing from where this replica saw the
-/// previous page end (see `storage::paging`), and remembers where this page ends.
-fn paged<T: Keyed>(
+/// A ListUsers or ListGroups request.
+struct ListQuery {
+    resource: &'static str,
+    sorts: &'static [(&'static str, SortAttr)],
+    page_size: i32,
+    page_token: String,
+    filter: String,
+    skip: i32,
+    sort_by: String,
+    descending: bool,
+    total_only: bool,
+}
+
+/// Runs a list query: from its page token, or else from `skip`, continuing an index-paged
+/// listing from where this replica saw the previous page end (see `storage::paging`; the
+/// continuation is a keyset position in the query's sort), and remembers where this page ends.
+/// Returns the page and the scope its page tokens are bound to.
+fn paged<T>(
     hints: &PageHints,
     p: &Principal,
-    resource: &'static str,
-    filter: String,
-    mut page: PageRequest,
+    q: ListQuery,
     list: impl FnOnce(&PageRequest, Option<i64>) -> Result<Page<T>, DomainError>,
-) -> Result<Page<T>, DomainError> {
+) -> Result<(Page<T>, String), DomainError> {
+    let (sort, sort_name) = Sort::parse(&q.sort_by, q.descending, q.sorts)?;
+    let scope = convert::token_scope(&p.tenant_id, q.resource, &q.filter, sort);
+    let cursor = convert::parse_list_token(&q.page_token, &scope, sort)?;
+    let mut page = PageRequest {
+        size: convert::page_size(q.page_size)?,
+        sort,
+        backward: cursor.as_ref().is_some_and(|(_, backward)| *backward),
+        cursor: cursor.map(|(at, _)| at),
+        skip: i64::from(q.skip.max(0)),
+        total_only: q.total_only,
+    };
     let key = HintKey {
         tenant_id: p.tenant_id.clone(),
-        resource,
-        filter,
+        resource: q.resource,
+        filter: format!("{}\0{sort_name}\0{}", q.filter.trim(), sort.descending),
         position: page.skip,
     };
-    let indexed = page.after.is_none();
+    let indexed = page.cursor.is_none() && !page.total_only;
     let mut known = None;
     if indexed
         && page.skip > 0
         && let Some(c) = hints.get(&key)
     {
-        page.after = Some(c.after);
+        page.cursor = Some(c.after);
         page.skip = 0;
         known = c.total;
     }
     let counted = known.map_or_else(Instant::now, |(_, at)| at);
     let found = list(&page, known.map(|(total, _)| total))?;
-    if indexed && let Some(last) = found.items.last() {
-        hints.record(key, found.items.len(), last.key(), found.total, counted);
+    if indexed && let Some(end) = &found.end {
+        hints.record(key, found.items.len(), end, found.total, counted);
     }
-    Ok(found)
+    Ok((found, scope))
 }
 
-/// What keyset paging continues after.
-trait Keyed {
-    fn key(&self) -> &str;
-}
-
-impl Keyed for crate::domain::User {
-    fn key(&self) -> &str {
-        &self.id
-    }
-}
-
-impl Keyed for crate::domain::Group {
-    fn key(&self) -> &str {
-        &self.id
-    }
-}
-
-fn page_request(size: i32, token: &str, skip: i32) -> Result<PageRequest, Status> {
-    Ok(PageRequest {
-        size: convert::page_size(size).map_err(Status::from)?,
-        after: convert::parse_page_token(token).map_err(Status::from)?,
-        skip: i64::from(skip.max(0)),
-    })
+/// The page token for `position` (empty when there is none).
+fn page_token(scope: &str, position: Option<&Position>, backward: bool) -> String {
+    position
+        .map(|at| convert::list_token(scope, at, backward))
+        .unwrap_or_default()
 }
 
 #[tonic::async_trait]
@@ -602,22 +619,32 @@ impl pb::group_service_server::GroupService for Api {
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
         let token = bearer(&request)?;
         let req = request.into_inner();
-        let page = page_request(req.page_size, &req.page_token, req.skip)?;
-        let filter = filter::parse(&req.filter).map_err(Status::from)?;
         let full = convert::with_members(req.view);
+        let query = ListQuery {
+            resource: "groups",
+            sorts: GROUP_SORTS,
+            page_size: req.page_size,
+            page_token: req.page_token,
+            filter: req.filter,
+            skip: req.skip,
+            sort_by: req.sort_by,
+            descending: req.descending,
+            total_only: req.total_only,
+        };
+        let filter = filter::parse(&query.filter).map_err(Status::from)?;
         let hints = Arc::clone(&self.hints);
-        let found = self
+        let (found, scope) = self
             .call(token, move |db, p| {
-                paged(&hints, p, "groups", req.filter, page, |page, total| {
+                paged(&hints, p, query, |page, total| {
                     groups::list(db.conn, &p.tenant_id, filter.as_ref(), page, full, total)
                 })
             })
             .await?;
         Ok(Response::new(pb::ListGroupsResponse {
+            next_page_token: page_token(&scope, found.next.as_ref(), false),
+            previous_page_token: page_token(&scope, found.previous.as_ref(), true),
             groups: found.items.into_iter().map(convert::group).collect(),
-            next_page_token: convert::page_token(found.next_after),
             total_size: found.total,
-            ..Default::default()
         }))
     }
 

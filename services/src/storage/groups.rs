@@ -7,13 +7,18 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
+use diesel::sql_types::Bool;
+
+use super::MultiBackend;
 use super::filter;
 use super::on_backend;
+use super::paging::keyset;
 use super::schema::{group_members, groups, users};
+use super::users::foreign_position;
 use super::{CHUNK, DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{
-    DomainError, Group, GroupChanges, Member, MemberOp, Page, PageRequest, ScimType,
-    validate_display_name,
+    DomainError, Group, GroupChanges, Member, MemberOp, Page, PageRequest, Position, ScimType,
+    SortAttr, SortValue, validate_display_name,
 };
 
 /// Most members one request may name.
@@ -110,6 +115,59 @@ pub fn get(
     Ok(row.into_domain(members))
 }
 
+/// Where `row` stands in a list sorted by `attr`.
+fn position(row: &GroupRow, attr: SortAttr) -> Position {
+    let key = match attr {
+        SortAttr::DisplayName => SortValue::Text(row.display_name_lower.clone()),
+        SortAttr::ExternalId => row
+            .external_id
+            .clone()
+            .map_or(SortValue::Null, SortValue::Text),
+        SortAttr::Created => SortValue::Time(row.created_at),
+        SortAttr::Modified => SortValue::Time(row.updated_at),
+        _ => SortValue::Null,
+    };
+    Position {
+        key,
+        id: row.id.clone(),
+    }
+}
+
+type SortBound =
+    Box<dyn diesel::expression::BoxableExpression<groups::table, MultiBackend, SqlType = Bool>>;
+
+/// Groups strictly after (`after`) or before `at` in the ascending order of `attr`.
+fn bound(attr: SortAttr, at: &Position, after: bool) -> Result<SortBound, DomainError> {
+    let id = at.id.clone();
+    let text = || match &at.key {
+        SortValue::Text(s) => Ok(s.clone()),
+        _ => Err(foreign_position()),
+    };
+    let opt_text = || match &at.key {
+        SortValue::Null => Ok(None),
+        SortValue::Text(s) => Ok(Some(s.clone())),
+        _ => Err(foreign_position()),
+    };
+    let instant = || match at.key {
+        SortValue::Time(t) => Ok(t),
+        _ => Err(foreign_position()),
+    };
+    Ok(match attr {
+        SortAttr::DisplayName => {
+            keyset::bound!(groups::display_name_lower, groups::id, text()?, id, after)
+        }
+        SortAttr::ExternalId => {
+            keyset::nullable_bound!(groups::external_id, groups::id, opt_text()?, id, after)
+        }
+        SortAttr::Created => keyset::bound!(groups::created_at, groups::id, instant()?, id, after),
+        SortAttr::Modified => keyset::bound!(groups::updated_at, groups::id, instant()?, id, after),
+        _ if after => Box::new(groups::id.gt(id)),
+        _ => Box::new(groups::id.lt(id)),
+    })
+}
+
+/// Lists groups, filtered by a SCIM filter, in the order of `page.sort` (creation order by
+/// default), from a keyset position, an offset or the start.
 pub fn list(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -118,36 +176,31 @@ pub fn list(
     with_members: bool,
     known_total: Option<i64>,
 ) -> Result<Page<Group>, DomainError> {
-    if let Some(name) = filter.and_then(|f| filter::unique_eq(f, "displayName")) {
+    if page.cursor.is_none()
+        && let Some(name) = filter.and_then(|f| filter::unique_eq(f, "displayName"))
+    {
         let rows: Vec<GroupRow> = groups::table
             .filter(groups::tenant_id.eq(tenant_id))
             .filter(groups::display_name_lower.eq(name.to_lowercase()))
             .select(GroupRow::as_select())
             .load(conn)?;
         let total = rows.len() as i64;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows
-            .into_iter()
-            .filter(|r| page.after.as_ref().is_none_or(|a| r.id > *a))
-            .skip(usize::try_from(page.skip).unwrap_or(0))
-        {
-            let members = if with_members {
-                Some(
-                    members_of(conn, tenant_id, &[row.id.as_str()])?
-                        .remove(&row.id)
-                        .unwrap_or_default(),
-                )
-            } else {
-                None
-            };
-            items.push(row.into_domain(members));
+        if page.total_only {
+            return Ok(Page::total_only(total));
         }
+        let rows = rows
+            .into_iter()
+            .skip(usize::try_from(page.skip).unwrap_or(0))
+            .collect();
         return Ok(Page {
-            items,
-            next_after: None,
+            items: with_members_of(conn, tenant_id, rows, with_members)?,
+            next: None,
+            previous: None,
+            end: None,
             total,
         });
     }
+    let attr = page.sort.attr;
     let mut query = groups::table
         .filter(groups::tenant_id.eq(tenant_id.to_owned()))
         .select(GroupRow::as_select())
@@ -169,42 +222,97 @@ pub fn list(
             count.get_result(conn)?
         }
     };
-    if let Some(after) = &page.after {
-        query = query.filter(groups::id.gt(after.clone()));
+    if page.total_only {
+        return Ok(Page::total_only(total));
+    }
+    // Reading a descending list forward is reading the ascending order backward.
+    let ascending = page.sort.descending == page.backward;
+    if let Some(at) = &page.cursor {
+        query = query.filter(bound(attr, at, ascending)?);
     } else if page.skip > 0 {
         query = query.offset(page.skip);
     }
-    let mut rows: Vec<GroupRow> = query
-        .order(groups::id.asc())
-        .limit(page.size + 1)
-        .load(conn)?;
+    query = match attr {
+        SortAttr::DisplayName => {
+            keyset::order!(query, groups::display_name_lower, groups::id, ascending)
+        }
+        SortAttr::ExternalId => {
+            keyset::order!(query, groups::external_id, groups::id, ascending, nullable)
+        }
+        SortAttr::Created => keyset::order!(query, groups::created_at, groups::id, ascending),
+        SortAttr::Modified => keyset::order!(query, groups::updated_at, groups::id, ascending),
+        _ => {
+            if ascending {
+                query.order(groups::id.asc())
+            } else {
+                query.order(groups::id.desc())
+            }
+        }
+    };
+    let mut rows: Vec<GroupRow> = query.limit(page.size + 1).load(conn)?;
     let more = rows.len() as i64 > page.size;
     rows.truncate(usize::try_from(page.size).unwrap_or(0));
-    let next_after = if more {
-        rows.last().map(|r| r.id.clone())
+    if page.backward {
+        if rows.is_empty() {
+            // Nothing before the position any more: the first page.
+            let first = PageRequest {
+                cursor: None,
+                backward: false,
+                skip: 0,
+                ..page.clone()
+            };
+            return list(conn, tenant_id, filter, &first, with_members, Some(total));
+        }
+        rows.reverse();
+    }
+    let first = rows.first().map(|r| position(r, attr));
+    let last = rows.last().map(|r| position(r, attr));
+    let (next, previous) = if page.backward {
+        (last.clone(), first.filter(|_| more))
     } else {
-        None
+        (
+            last.clone().filter(|_| more),
+            first.filter(|_| page.cursor.is_some() || page.skip > 0),
+        )
     };
-    let mut members = if with_members {
+    Ok(Page {
+        items: with_members_of(conn, tenant_id, rows, with_members)?,
+        next,
+        previous,
+        end: last,
+        total,
+    })
+}
+
+/// The groups of `rows`, with their members when asked for (one query for the page).
+fn with_members_of(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    rows: Vec<GroupRow>,
+    with_members: bool,
+) -> Result<Vec<Group>, DomainError> {
+    let mut members = if with_members && !rows.is_empty() {
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         Some(members_of(conn, tenant_id, &ids)?)
     } else {
         None
     };
-    let items = rows
+    Ok(rows
         .into_iter()
         .map(|r| {
-            let m = members
-                .as_mut()
-                .map(|all| all.remove(&r.id).unwrap_or_default());
+            let m = if with_members {
+                Some(
+                    members
+                        .as_mut()
+                        .and_then(|all| all.remove(&r.id))
+                        .unwrap_or_default(),
+                )
+            } else {
+                None
+            };
             r.into_domain(m)
         })
-        .collect();
-    Ok(Page {
-        items,
-        next_after,
-        total,
-    })
+        .collect())
 }
 
 /// Creates a group with its first members.

@@ -10,10 +10,21 @@
 //! The continuation keeps a paging client consistent while the directory changes (no user is
 //! skipped or repeated when one before the page is deleted), which RFC 7644 §3.4.2.4 leaves to
 //! the server. The total that comes with it is recounted once it is older than a second.
+//!
+//! A continuation is a [`Position`] in the list's sort (sort key and id), and the sort is part
+//! of the hint's key, so sorted `startIndex` paging is served by keyset queries too: OFFSET is
+//! only the fallback for a position nobody reached by paging.
+//!
+//! The keyset predicates themselves ([`keyset`]) are shared with cursor paging (page tokens,
+//! SCIM `cursor`): "after" and "before" a position in the ascending order, where absent values
+//! sort last (RFC 7644 §3.4.2.3) and ties are broken by id. A descending list is the exact
+//! reverse, so reading it forward is reading the ascending order backward.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::domain::Position;
 
 /// How long a continuation is kept after its last use.
 const HINT_TTL: Duration = Duration::from_secs(300);
@@ -25,6 +36,7 @@ const MAX_HINTS: usize = 10_000;
 pub struct HintKey {
     pub tenant_id: String,
     pub resource: &'static str,
+    /// The filter and the sort (a page of one sort says nothing of another).
     pub filter: String,
     /// 0-based position of the page's first item.
     pub position: i64,
@@ -32,7 +44,7 @@ pub struct HintKey {
 
 #[derive(Debug, Clone)]
 struct Hint {
-    after: String,
+    after: Position,
     total: i64,
     counted: Instant,
     used: Instant,
@@ -41,7 +53,7 @@ struct Hint {
 /// Where to continue a page, and the total if it is fresh enough to reuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Continuation {
-    pub after: String,
+    pub after: Position,
     /// The total and when it was counted, while that was less than a second ago.
     pub total: Option<(i64, Instant)>,
 }
@@ -66,9 +78,16 @@ impl PageHints {
         })
     }
 
-    /// Records that the page at `key` held `items` items, the last with id `last`.
+    /// Records that the page at `key` held `items` items, the last at `last`.
     /// `counted` is when `total` was counted.
-    pub fn record(&self, key: HintKey, items: usize, last: &str, total: i64, counted: Instant) {
+    pub fn record(
+        &self,
+        key: HintKey,
+        items: usize,
+        last: &Position,
+        total: i64,
+        counted: Instant,
+    ) {
         let Ok(mut hints) = self.hints.lock() else {
             return;
         };
@@ -86,7 +105,7 @@ impl PageHints {
         hints.insert(
             next,
             Hint {
-                after: last.to_owned(),
+                after: last.clone(),
                 total,
                 counted,
                 used: now,
@@ -95,9 +114,111 @@ impl PageHints {
     }
 }
 
+/// Keyset predicates and orders over a sort key, for `users` and `groups` alike.
+pub mod keyset {
+    diesel::postfix_operator!(
+        NullsLast,
+        " NULLS LAST",
+        diesel::expression::expression_types::NotSelectable
+    );
+    diesel::postfix_operator!(
+        NullsFirst,
+        " NULLS FIRST",
+        diesel::expression::expression_types::NotSelectable
+    );
+
+    /// Rows strictly after (`after: true`) or before `(value, id)` in the ascending order of
+    /// `$key` (NOT NULL), ties broken by `$id`. The redundant `>=`/`<=` bound lets the database
+    /// start from the position in an index on (tenant, key, id).
+    macro_rules! bound {
+        ($key:expr, $id:expr, $value:expr, $last:expr, $after:expr) => {{
+            let (v, i) = ($value, $last);
+            let e: Box<
+                dyn diesel::expression::BoxableExpression<
+                        _,
+                        $crate::storage::MultiBackend,
+                        SqlType = diesel::sql_types::Bool,
+                    >,
+            > = if $after {
+                Box::new($key.ge(v.clone()).and($key.gt(v).or($id.gt(i))))
+            } else {
+                Box::new($key.le(v.clone()).and($key.lt(v).or($id.lt(i))))
+            };
+            e
+        }};
+    }
+    pub(crate) use bound;
+
+    /// The same for a nullable `$key`, whose absent values sort after every present one;
+    /// `$value` is `None` for a position on an absent value.
+    macro_rules! nullable_bound {
+        ($key:expr, $id:expr, $value:expr, $last:expr, $after:expr) => {{
+            let (value, i) = ($value, $last);
+            let e: Box<
+                dyn diesel::expression::BoxableExpression<
+                        _,
+                        $crate::storage::MultiBackend,
+                        SqlType = diesel::sql_types::Bool,
+                    >,
+            > = match (value, $after) {
+                (Some(v), true) => Box::new(
+                    $key.is_null()
+                        .or($key.assume_not_null().gt(v.clone()))
+                        .or($key.assume_not_null().eq(v).and($id.gt(i))),
+                ),
+                (None, true) => Box::new($key.is_null().and($id.gt(i))),
+                (Some(v), false) => Box::new(
+                    $key.is_not_null().and(
+                        $key.assume_not_null()
+                            .lt(v.clone())
+                            .or($key.assume_not_null().eq(v).and($id.lt(i))),
+                    ),
+                ),
+                (None, false) => Box::new($key.is_not_null().or($id.lt(i))),
+            };
+            e
+        }};
+    }
+    pub(crate) use nullable_bound;
+
+    /// Orders a boxed query by `$key` then `$id`, ascending (absent values last) or
+    /// descending (absent values first).
+    macro_rules! order {
+        ($query:expr, $key:expr, $id:expr, $ascending:expr, nullable) => {
+            if $ascending {
+                $query.order((
+                    $crate::storage::paging::keyset::NullsLast::new($key.asc()),
+                    $id.asc(),
+                ))
+            } else {
+                $query.order((
+                    $crate::storage::paging::keyset::NullsFirst::new($key.desc()),
+                    $id.desc(),
+                ))
+            }
+        };
+        ($query:expr, $key:expr, $id:expr, $ascending:expr) => {
+            if $ascending {
+                $query.order(($key.asc(), $id.asc()))
+            } else {
+                $query.order(($key.desc(), $id.desc()))
+            }
+        };
+    }
+    pub(crate) use order;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::SortValue;
+
+    fn at(id: &str) -> Position {
+        Position {
+            key: SortValue::Null,
+            id: id.into(),
+        }
+    }
 
     fn key(position: i64) -> HintKey {
         HintKey {
@@ -112,9 +233,9 @@ mod tests {
     fn a_page_leaves_a_continuation_for_the_next() {
         let hints = PageHints::default();
         assert_eq!(hints.get(&key(100)), None);
-        hints.record(key(0), 100, "id-100", 250, Instant::now());
+        hints.record(key(0), 100, &at("id-100"), 250, Instant::now());
         let c = hints.get(&key(100));
-        assert_eq!(c.as_ref().map(|c| c.after.as_str()), Some("id-100"));
+        assert_eq!(c.as_ref().map(|c| c.after.id.as_str()), Some("id-100"));
         assert_eq!(c.and_then(|c| c.total).map(|t| t.0), Some(250));
         assert_eq!(hints.get(&key(99)), None);
         let other_tenant = HintKey {
@@ -130,7 +251,7 @@ mod tests {
         let long_ago = Instant::now()
             .checked_sub(Duration::from_secs(5))
             .unwrap_or_else(Instant::now);
-        hints.record(key(0), 10, "id-10", 20, long_ago);
+        hints.record(key(0), 10, &at("id-10"), 20, long_ago);
         let c = hints.get(&key(10)).map(|c| c.total);
         assert_eq!(c, Some(None));
     }

@@ -5,14 +5,18 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
+use diesel::sql_types::{Bool, Nullable, Text};
+
+use super::MultiBackend;
 use super::filter;
 use super::on_backend;
+use super::paging::keyset;
 use super::roles;
 use super::schema::{group_members, group_roles, groups, user_emails, users};
 use super::{CHUNK, DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{
-    DomainError, Email, GroupRef, MappedRole, Page, PageRequest, PersonName, User, UserField,
-    UserInput,
+    DomainError, Email, GroupRef, MappedRole, Page, PageRequest, PersonName, Position, ScimType,
+    SortAttr, SortValue, User, UserField, UserInput,
 };
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
@@ -335,7 +339,100 @@ pub fn get(conn: &mut DbConnection, tenant_id: &str, id: &str) -> Result<User, D
     row.into_domain(groups)
 }
 
-/// Lists users in id (= creation) order, filtered by a SCIM filter.
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>);
+
+type SortKeyExpr = Box<
+    dyn diesel::expression::BoxableExpression<users::table, MultiBackend, SqlType = Nullable<Text>>,
+>;
+
+/// What is selected beside each row: the sort key as the database computes it, for the sorts
+/// the row alone cannot give (`lower()` of a column is the database's own, which is what the
+/// next page's keyset comparison must start from).
+fn selected_key(attr: SortAttr) -> SortKeyExpr {
+    match attr {
+        SortAttr::FamilyName => Box::new(lower(users::family_name)),
+        SortAttr::GivenName => Box::new(lower(users::given_name)),
+        SortAttr::DisplayName => Box::new(lower(users::display_name)),
+        SortAttr::Title => Box::new(lower(users::title)),
+        _ => Box::new(None::<String>.into_sql::<Nullable<Text>>()),
+    }
+}
+
+/// Where `row` stands in a list sorted by `attr`; `selected` is [`selected_key`]'s value.
+fn position(row: &UserRow, attr: SortAttr, selected: Option<String>) -> Position {
+    let key = match attr {
+        SortAttr::Id => SortValue::Null,
+        SortAttr::UserName => SortValue::Text(row.user_name_lower.clone()),
+        SortAttr::FamilyName | SortAttr::GivenName | SortAttr::DisplayName | SortAttr::Title => {
+            selected.map_or(SortValue::Null, SortValue::Text)
+        }
+        SortAttr::ExternalId => row
+            .external_id
+            .clone()
+            .map_or(SortValue::Null, SortValue::Text),
+        SortAttr::Active => SortValue::Bool(row.active),
+        SortAttr::Created => SortValue::Time(row.created_at),
+        SortAttr::Modified => SortValue::Time(row.updated_at),
+    };
+    Position {
+        key,
+        id: row.id.clone(),
+    }
+}
+
+/// Users strictly after (`after`) or before `at` in the ascending order of `attr`.
+fn bound(attr: SortAttr, at: &Position, after: bool) -> Result<SortBound, DomainError> {
+    let id = at.id.clone();
+    Ok(match attr {
+        SortAttr::Id if after => Box::new(users::id.gt(id)),
+        SortAttr::Id => Box::new(users::id.lt(id)),
+        SortAttr::UserName => {
+            keyset::bound!(users::user_name_lower, users::id, text(at)?, id, after)
+        }
+        SortAttr::FamilyName => {
+            keyset::nullable_bound!(
+                lower(users::family_name),
+                users::id,
+                opt_text(at)?,
+                id,
+                after
+            )
+        }
+        SortAttr::GivenName => {
+            keyset::nullable_bound!(
+                lower(users::given_name),
+                users::id,
+                opt_text(at)?,
+                id,
+                after
+            )
+        }
+        SortAttr::DisplayName => {
+            keyset::nullable_bound!(
+                lower(users::display_name),
+                users::id,
+                opt_text(at)?,
+                id,
+                after
+            )
+        }
+        SortAttr::Title => {
+            keyset::nullable_bound!(lower(users::title), users::id, opt_text(at)?, id, after)
+        }
+        SortAttr::ExternalId => {
+            keyset::nullable_bound!(users::external_id, users::id, opt_text(at)?, id, after)
+        }
+        SortAttr::Active => keyset::bound!(users::active, users::id, flag(at)?, id, after),
+        SortAttr::Created => keyset::bound!(users::created_at, users::id, instant(at)?, id, after),
+        SortAttr::Modified => keyset::bound!(users::updated_at, users::id, instant(at)?, id, after),
+    })
+}
+
+type SortBound =
+    Box<dyn diesel::expression::BoxableExpression<users::table, MultiBackend, SqlType = Bool>>;
+
+/// Lists users, filtered by a SCIM filter, in the order of `page.sort` (creation order by
+/// default), from a keyset position, an offset or the start.
 pub fn list(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -343,23 +440,35 @@ pub fn list(
     page: &PageRequest,
     known_total: Option<i64>,
 ) -> Result<Page<User>, DomainError> {
-    if let Some(user_name) = filter.and_then(|f| filter::unique_eq(f, "userName")) {
+    if page.cursor.is_none()
+        && let Some(user_name) = filter.and_then(|f| filter::unique_eq(f, "userName"))
+    {
         let rows: Vec<UserRow> = on_backend!(conn, |c| users::table
             .filter(users::tenant_id.eq(tenant_id))
             .filter(users::user_name_lower.eq(user_name.to_lowercase()))
             .select(UserRow::as_select())
             .load(c))?;
         let total = rows.len() as i64;
-        let rows = rows
+        if page.total_only {
+            return Ok(Page::total_only(total));
+        }
+        let rows: Vec<UserRow> = rows
             .into_iter()
-            .filter(|r| page.after.as_ref().is_none_or(|a| r.id > *a))
             .skip(usize::try_from(page.skip).unwrap_or(0))
             .collect();
-        return finish_page(conn, tenant_id, rows, page.size, total);
+        let items = with_groups(conn, tenant_id, rows)?;
+        return Ok(Page {
+            items,
+            next: None,
+            previous: None,
+            end: None,
+            total,
+        });
     }
+    let attr = page.sort.attr;
     let mut query = users::table
         .filter(users::tenant_id.eq(tenant_id.to_owned()))
-        .select(UserRow::as_select())
+        .select((UserRow::as_select(), selected_key(attr)))
         .into_boxed();
     if let Some(f) = filter {
         query = query.filter(filter::users(f, tenant_id, filter::backend(conn))?);
@@ -378,51 +487,160 @@ pub fn list(
             count.get_result(conn)?
         }
     };
-    if let Some(after) = &page.after {
-        query = query.filter(users::id.gt(after.clone()));
+    if page.total_only {
+        return Ok(Page::total_only(total));
+    }
+    // Reading a descending list forward is reading the ascending order backward.
+    let ascending = page.sort.descending == page.backward;
+    if let Some(at) = &page.cursor {
+        query = query.filter(bound(attr, at, ascending)?);
     } else if page.skip > 0 {
         query = query.offset(page.skip);
     }
-    let rows: Vec<UserRow> = query
-        .order(users::id.asc())
-        .limit(page.size + 1)
-        .load(conn)?;
-    finish_page(conn, tenant_id, rows, page.size, total)
+    query = match attr {
+        SortAttr::Id => {
+            if ascending {
+                query.order(users::id.asc())
+            } else {
+                query.order(users::id.desc())
+            }
+        }
+        SortAttr::UserName => keyset::order!(query, users::user_name_lower, users::id, ascending),
+        SortAttr::FamilyName => {
+            keyset::order!(
+                query,
+                lower(users::family_name),
+                users::id,
+                ascending,
+                nullable
+            )
+        }
+        SortAttr::GivenName => {
+            keyset::order!(
+                query,
+                lower(users::given_name),
+                users::id,
+                ascending,
+                nullable
+            )
+        }
+        SortAttr::DisplayName => {
+            keyset::order!(
+                query,
+                lower(users::display_name),
+                users::id,
+                ascending,
+                nullable
+            )
+        }
+        SortAttr::Title => {
+            keyset::order!(query, lower(users::title), users::id, ascending, nullable)
+        }
+        SortAttr::ExternalId => {
+            keyset::order!(query, users::external_id, users::id, ascending, nullable)
+        }
+        SortAttr::Active => keyset::order!(query, users::active, users::id, ascending),
+        SortAttr::Created => keyset::order!(query, users::created_at, users::id, ascending),
+        SortAttr::Modified => keyset::order!(query, users::updated_at, users::id, ascending),
+    };
+    let mut rows: Vec<(UserRow, Option<String>)> = query.limit(page.size + 1).load(conn)?;
+    let more = rows.len() as i64 > page.size;
+    rows.truncate(usize::try_from(page.size).unwrap_or(0));
+    if page.backward {
+        if rows.is_empty() {
+            // Nothing before the position any more: the first page.
+            let first = PageRequest {
+                cursor: None,
+                backward: false,
+                skip: 0,
+                ..page.clone()
+            };
+            return list(conn, tenant_id, filter, &first, Some(total));
+        }
+        rows.reverse();
+    }
+    let mut positions = Vec::with_capacity(rows.len());
+    let mut user_rows = Vec::with_capacity(rows.len());
+    for (row, selected) in rows {
+        positions.push(position(&row, attr, selected));
+        user_rows.push(row);
+    }
+    let (first, last) = (positions.first().cloned(), positions.last().cloned());
+    let (next, previous) = if page.backward {
+        (last.clone(), first.filter(|_| more))
+    } else {
+        (
+            last.clone().filter(|_| more),
+            first.filter(|_| page.cursor.is_some() || page.skip > 0),
+        )
+    };
+    let items = with_groups(conn, tenant_id, user_rows)?;
+    Ok(Page {
+        items,
+        next,
+        previous,
+        end: last,
+        total,
+    })
 }
 
-fn finish_page(
+fn text(at: &Position) -> Result<String, DomainError> {
+    match &at.key {
+        SortValue::Text(s) => Ok(s.clone()),
+        _ => Err(foreign_position()),
+    }
+}
+
+fn opt_text(at: &Position) -> Result<Option<String>, DomainError> {
+    match &at.key {
+        SortValue::Null => Ok(None),
+        SortValue::Text(s) => Ok(Some(s.clone())),
+        _ => Err(foreign_position()),
+    }
+}
+
+fn flag(at: &Position) -> Result<bool, DomainError> {
+    match at.key {
+        SortValue::Bool(b) => Ok(b),
+        _ => Err(foreign_position()),
+    }
+}
+
+fn instant(at: &Position) -> Result<PrimitiveDateTime, DomainError> {
+    match at.key {
+        SortValue::Time(t) => Ok(t),
+        _ => Err(foreign_position()),
+    }
+}
+
+/// A position whose key does not fit the sort (a token of another sort).
+pub(crate) fn foreign_position() -> DomainError {
+    DomainError::invalid(
+        ScimType::InvalidCursor,
+        "invalid page token: it was issued for another sort",
+    )
+}
+
+/// The users of `rows`, each with its groups (one query for the page).
+fn with_groups(
     conn: &mut DbConnection,
     tenant_id: &str,
-    mut rows: Vec<UserRow>,
-    size: i64,
-    total: i64,
-) -> Result<Page<User>, DomainError> {
-    let more = rows.len() as i64 > size;
-    rows.truncate(usize::try_from(size).unwrap_or(0));
+    rows: Vec<UserRow>,
+) -> Result<Vec<User>, DomainError> {
     let mut groups = match rows.as_slice() {
+        [] => HashMap::new(),
         [one] => HashMap::from([(one.id.clone(), groups_of_one(conn, tenant_id, &one.id)?)]),
         _ => {
             let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
             groups_of(conn, tenant_id, &ids)?
         }
     };
-    let next_after = if more {
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
-    let items = rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
             let g = groups.remove(&r.id).unwrap_or_default();
             r.into_domain(g)
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page {
-        items,
-        next_after,
-        total,
-    })
+        .collect()
 }
 
 /// What an update asks for.
