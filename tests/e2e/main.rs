@@ -13,6 +13,7 @@ mod grpc;
 mod harness;
 mod listing;
 mod protocol;
+mod races;
 mod replay;
 mod roles;
 mod users;

@@ -62,6 +62,23 @@ fn load_row(conn: &mut DbConnection, tenant_id: &str, id: &str) -> QueryResult<O
     .map(first)
 }
 
+/// The group's row for a write: on PostgreSQL it stays locked (`FOR NO KEY UPDATE`, which
+/// foreign-key checks do not wait for) until the transaction ends, so
+/// that concurrent writers of one group queue instead of failing their version check and
+/// retrying (SQLite has one writer).
+fn lock_row(conn: &mut DbConnection, tenant_id: &str, id: &str) -> QueryResult<Option<GroupRow>> {
+    match conn {
+        DbConnection::Sqlite(_) => load_row(conn, tenant_id, id),
+        DbConnection::Postgres(c) => groups::table
+            .filter(groups::tenant_id.eq(tenant_id))
+            .filter(groups::id.eq(id))
+            .select(GroupRow::as_select())
+            .for_no_key_update()
+            .load(c)
+            .map(first),
+    }
+}
+
 /// The members of each of `group_ids`, with each user's display name (or user name).
 fn members_of(
     conn: &mut DbConnection,
@@ -483,7 +500,7 @@ pub fn update(
     ops: &[MemberOp],
     expected_version: Option<i64>,
 ) -> Result<(), TxError> {
-    let row = load_row(conn, tenant_id, id)?.ok_or_else(|| DomainError::not_found("group", id))?;
+    let row = lock_row(conn, tenant_id, id)?.ok_or_else(|| DomainError::not_found("group", id))?;
     if let Some(expected) = expected_version
         && expected != row.version
     {
@@ -560,7 +577,7 @@ pub fn delete(
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<(), TxError> {
-    let row = load_row(conn, tenant_id, id)?.ok_or_else(|| DomainError::not_found("group", id))?;
+    let row = lock_row(conn, tenant_id, id)?.ok_or_else(|| DomainError::not_found("group", id))?;
     if let Some(expected) = expected_version
         && expected != row.version
     {

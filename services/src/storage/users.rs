@@ -246,6 +246,27 @@ fn load_row(
     .map(first)
 }
 
+/// The user's row for a write: on PostgreSQL it stays locked (`FOR NO KEY UPDATE`, which
+/// foreign-key checks do not wait for) until the transaction ends, so
+/// that concurrent writers of one user queue instead of failing their version check and
+/// retrying (SQLite has one writer).
+fn lock_row(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<UserRow>, diesel::result::Error> {
+    match conn {
+        DbConnection::Sqlite(_) => load_row(conn, tenant_id, id),
+        DbConnection::Postgres(c) => users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq(id))
+            .select(UserRow::as_select())
+            .for_no_key_update()
+            .load(c)
+            .map(first),
+    }
+}
+
 /// The groups of each of `user_ids` (one query), ordered by group name.
 fn groups_of(
     conn: &mut DbConnection,
@@ -661,7 +682,7 @@ pub fn update(
     upd: &UserUpdate<'_>,
 ) -> Result<User, TxError> {
     let row =
-        load_row(conn, tenant_id, upd.id)?.ok_or_else(|| DomainError::not_found("user", upd.id))?;
+        lock_row(conn, tenant_id, upd.id)?.ok_or_else(|| DomainError::not_found("user", upd.id))?;
     if let Some(expected) = upd.expected_version
         && expected != row.version
     {
