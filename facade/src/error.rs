@@ -172,6 +172,15 @@ impl From<tonic::Status> for ScimError {
                 err.retry_after = retry_after_seconds(&status);
                 err
             }
+            Code::DeadlineExceeded => {
+                tracing::warn!(message, "user-management service timed out");
+                Self::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    None,
+                    "the user-management service did not answer in time; retry later",
+                )
+            }
+            Code::FailedPrecondition => Self::new(StatusCode::CONFLICT, None, message),
             code => {
                 tracing::error!(?code, message, reason, "gRPC call failed");
                 Self::internal()
@@ -257,7 +266,9 @@ mod tests {
             (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
             (Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),
             (Code::Unknown, StatusCode::INTERNAL_SERVER_ERROR),
-            (Code::FailedPrecondition, StatusCode::INTERNAL_SERVER_ERROR),
+            (Code::FailedPrecondition, StatusCode::CONFLICT),
+            (Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
+            (Code::DataLoss, StatusCode::INTERNAL_SERVER_ERROR),
         ];
         for (code, http) in cases {
             assert_eq!(

@@ -32,8 +32,9 @@ const USER_PATCH_SCHEMA: ResourceSchema = ResourceSchema {
     read_only: &["id", "meta", "groups", "schemas"],
 };
 
-/// Read-modify-write attempts of a general PATCH lost to concurrent writers before giving up.
-const PATCH_RETRIES: usize = 5;
+/// Read-modify-write attempts of a general PATCH lost to concurrent writers before giving up
+/// (with 409: the client sent no precondition, so 412 would not fit).
+const PATCH_RETRIES: usize = 20;
 
 fn projection(params: &Params) -> Projection {
     Projection::from_params(params, USER_URN, USER_PATCH_SCHEMA.extensions)
@@ -315,6 +316,13 @@ async fn patch_general(
                     && attempt <= PATCH_RETRIES =>
             {
                 tracing::debug!(attempt, "PATCH lost a race with another writer; retrying");
+            }
+            Err(status) if status.code() == Code::Aborted && if_match.is_none() => {
+                return Err(ScimError::new(
+                    StatusCode::CONFLICT,
+                    None,
+                    "the user kept changing while this PATCH applied; try again",
+                ));
             }
             result => return result.map_err(ScimError::from),
         }
