@@ -230,7 +230,7 @@ impl IntoResponse for ScimError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"roster\""),
+                HeaderValue::from_static("Bearer realm=\"roster\", Basic realm=\"roster\""),
             );
         }
         if let Some(secs) = self.retry_after {
@@ -366,7 +366,7 @@ mod tests {
             ScimError::from(tonic::Status::unauthenticated("unknown token")).into_response();
         assert_eq!(
             response.headers()[header::WWW_AUTHENTICATE],
-            "Bearer realm=\"roster\""
+            "Bearer realm=\"roster\", Basic realm=\"roster\""
         );
     }
 }

@@ -498,7 +498,7 @@ async fn missing_credentials_are_401_without_a_grpc_call() {
     assert_scim_error(&reply, StatusCode::UNAUTHORIZED);
     assert_eq!(
         reply.headers[header::WWW_AUTHENTICATE],
-        "Bearer realm=\"roster\""
+        "Bearer realm=\"roster\", Basic realm=\"roster\""
     );
     let reply = send(
         &app(&mock),
@@ -548,7 +548,7 @@ async fn okta_bare_tokens_are_forwarded_as_bearer() {
     assert_scim_error(&reply, StatusCode::UNAUTHORIZED);
     assert_eq!(
         reply.headers[header::WWW_AUTHENTICATE],
-        "Bearer realm=\"roster\""
+        "Bearer realm=\"roster\", Basic realm=\"roster\""
     );
 }
 

@@ -304,7 +304,12 @@ pub(crate) fn demote_replaced_primaries(
         let Value::Array(items) = value else {
             continue;
         };
-        let is_primary = |item: &Value| item.get("primary").and_then(coerce_bool) == Some(true);
+        let is_primary = |item: &Value| {
+            item.as_object()
+                .and_then(|m| get_ci(m, "primary"))
+                .and_then(coerce_bool)
+                == Some(true)
+        };
         if items.iter().filter(|i| is_primary(i)).count() < 2 {
             continue;
         }
@@ -317,7 +322,8 @@ pub(crate) fn demote_replaced_primaries(
                 && old.contains(&&*item)
                 && let Value::Object(m) = item
             {
-                m.insert("primary".into(), Value::Bool(false));
+                let key = super::key_ci(m, "primary").unwrap_or_else(|| "primary".into());
+                m.insert(key, Value::Bool(false));
             }
         }
     }

@@ -50,7 +50,7 @@ async fn discovery_needs_a_token_that_whoami_accepts() {
         assert_scim_error(&reply, StatusCode::UNAUTHORIZED);
         assert_eq!(
             reply.headers[header::WWW_AUTHENTICATE],
-            "Bearer realm=\"roster\""
+            "Bearer realm=\"roster\", Basic realm=\"roster\""
         );
         assert!(
             mock.calls().is_empty(),

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{DomainError, EffectiveRole, MAX_STRING_LEN, MappedRole, ScimType, effective_role};
+use super::{
+    ADMIN_ROLE, DomainError, EffectiveRole, MAX_STRING_LEN, MappedRole, ScimType, effective_role,
+};
 
 /// Longest accepted `attributes_json` document.
 pub const MAX_ATTRIBUTES_LEN: usize = 64 * 1024;
@@ -112,6 +114,12 @@ impl User {
                 .filter_map(|g| g.mapped_role.as_ref().map(|m| (g.id.as_str(), m))),
             default_role,
         )
+    }
+
+    /// Whether the user's admin tokens grant admin: it is active and its effective role is
+    /// admin.
+    pub fn acts_as_admin(&self, default_role: &str) -> bool {
+        self.attrs.active && self.effective_role(default_role).role == ADMIN_ROLE
     }
 }
 

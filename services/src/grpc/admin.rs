@@ -3,10 +3,8 @@
 use roster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::{Access, Api, bearer, convert};
-use crate::domain::{
-    ADMIN_ROLE, DomainError, MAX_TOKEN_GRACE_SECONDS, Principal, ScimType, TokenKind,
-};
+use super::{Api, bearer, convert};
+use crate::domain::{DomainError, MAX_TOKEN_GRACE_SECONDS, Principal, ScimType, TokenKind};
 use crate::storage::{Db, now, tenants, tokens, users};
 
 impl Api {
@@ -121,7 +119,7 @@ impl pb::admin_service_server::AdminService for Api {
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
         let token = bearer(&request)?;
         let (tenant, p) = self
-            .call_as(Access::Identify, token, move |db, p| {
+            .call(token, move |db, p| {
                 Ok((tenants::find(db.conn, &p.tenant_id)?, p.clone()))
             })
             .await?;
@@ -301,17 +299,17 @@ fn require_active_admin(
         ),
         other => other,
     })?;
-    let role = user.effective_role(&tenant.default_role).role;
-    if !user.attrs.active || role != ADMIN_ROLE {
+    if !user.acts_as_admin(&tenant.default_role) {
         return Err(DomainError::invalid(
             ScimType::InvalidValue,
             format!(
-                "user_id: an admin token acts for an active user whose effective role is admin; this user is {} with role {role}",
+                "user_id: an admin token acts for an active user whose effective role is admin; this user is {} with role {}",
                 if user.attrs.active {
                     "active"
                 } else {
                     "deactivated"
-                }
+                },
+                user.effective_role(&tenant.default_role).role
             ),
         ));
     }

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod status;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,8 @@ struct AuthCache {
     entries: Mutex<HashMap<String, (Principal, Instant)>>,
     /// HTTP Basic credentials (by digest) already verified against a stored Argon2id hash.
     verified: Mutex<HashMap<String, String>>,
+    /// Whether an admin token may be among `entries` (so that writes need not look, mostly).
+    has_admins: AtomicBool,
 }
 
 impl AuthCache {
@@ -76,6 +79,9 @@ impl AuthCache {
                     entries.clear();
                 }
             }
+            if principal.kind == TokenKind::Admin {
+                self.has_admins.store(true, Ordering::Relaxed);
+            }
             entries.insert(key, (principal, Instant::now()));
         }
     }
@@ -89,6 +95,9 @@ impl AuthCache {
     /// Forgets the admin tokens acting for `user_id` (any user: `None`), whose grant may have
     /// changed with that user's role, so that a demotion made here takes effect at once.
     fn forget_admins(&self, user_id: Option<&str>) {
+        if !self.has_admins.load(Ordering::Relaxed) {
+            return;
+        }
         if let Ok(mut entries) = self.entries.lock() {
             entries.retain(|_, (p, _)| {
                 p.kind != TokenKind::Admin
@@ -280,14 +289,11 @@ impl Api {
 enum Access {
     Read,
     Write,
-    /// Only who the caller is (WhoAmI): answered even to a token that may do nothing else.
-    Identify,
 }
 
 impl Access {
     fn check(self, p: &Principal) -> Result<(), DomainError> {
         match self {
-            Access::Identify => Ok(()),
             Access::Read => p.require_enabled(),
             Access::Write => p.require_enabled().and_then(|()| p.require_write()),
         }

@@ -10,9 +10,7 @@ use super::on_backend;
 use super::schema::{tenants, tokens};
 use super::tenants::TenantRow;
 use super::{DbConnection, TxError, first, new_id, now, users, utc};
-use crate::domain::{
-    ADMIN_ROLE, DomainError, PasswordPolicy, Principal, ScimType, Token, TokenKind,
-};
+use crate::domain::{DomainError, PasswordPolicy, Principal, ScimType, Token, TokenKind};
 use crate::password;
 
 /// Every secret starts with this, so that secret scanners can recognise a leaked one.
@@ -227,12 +225,8 @@ pub fn regenerate(
 ) -> Result<Token, TxError> {
     let old = live(conn, tenant_id, id)?;
     if old.basic_username.is_some() != minted.basic_username.is_some() {
-        // The token changed between the caller's look and this transaction: let it retry.
-        return Err(DomainError::invalid(
-            ScimType::InvalidValue,
-            "the token's kind of credentials changed; try again",
-        )
-        .into());
+        // The token changed between the caller's look and this transaction: run it again.
+        return Err(TxError::Retry);
     }
     let at = now();
     let stops = at + time::Duration::seconds(grace_seconds);
@@ -334,9 +328,7 @@ fn principal(
     // admin (checked again whenever the token is, so at least every AUTH_CACHE_TTL).
     let admin_granted = match (kind, &token.user_id) {
         (TokenKind::Admin, Some(user_id)) => match users::get(conn, &tenant.id, user_id) {
-            Ok(user) => {
-                user.attrs.active && user.effective_role(&tenant.default_role).role == ADMIN_ROLE
-            }
+            Ok(user) => user.acts_as_admin(&tenant.default_role),
             Err(DomainError::NotFound { .. }) => false,
             Err(e) => return Err(e),
         },
