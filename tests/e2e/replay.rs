@@ -11,7 +11,9 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, assert_scim_error, on_both_backends};
+use roster_proto::v1 as pb;
+
+use crate::harness::{TestServer, assert_scim_error, authed, on_both_backends};
 
 on_both_backends!(
     okta_provisioning_replay,
@@ -675,34 +677,64 @@ async fn removing_active_leaves_the_user_inactive(server: &TestServer) {
     )
     .await;
     let id = user["id"].as_str().expect("id").to_owned();
+    // RFC 7644 §3.5.2.2: the attribute is removed and unassigned: not shown, not `pr`, not
+    // `eq false`; the user is denied like an inactive one.
     let body = patch_user(server, &id, json!([{"op": "remove", "path": "active"}])).await;
-    assert_eq!(body["active"], false);
-    assert_eq!(get(server, &format!("/Users/{id}")).await["active"], false);
+    assert!(body.get("active").is_none(), "{body}");
+    assert!(
+        get(server, &format!("/Users/{id}"))
+            .await
+            .get("active")
+            .is_none()
+    );
+    let matching = |filter: &'static str| async move {
+        let (status, _, list) = call(
+            server
+                .scim_req(Method::GET, "/Users")
+                .query(&[("filter", filter)]),
+        )
+        .await;
+        assert_eq!(status, 200, "{list}");
+        list["totalResults"].as_i64().expect("totalResults")
+    };
+    assert_eq!(matching("active pr").await, 0);
+    assert_eq!(matching("active eq false").await, 0);
+    assert_eq!(matching("active eq true").await, 0);
+    assert_eq!(matching("not (active pr)").await, 1);
+    let channel = server.channel().await;
+    let check = pb::access_service_client::AccessServiceClient::new(channel)
+        .check_permission(authed(
+            &server.scim_token,
+            pb::CheckPermissionRequest {
+                user_id: id.clone(),
+                permission: "reporting.view".into(),
+            },
+        ))
+        .await
+        .expect("check")
+        .into_inner();
+    assert!(!check.allowed, "an unassigned status denies: {check:?}");
 
-    patch_user(
-        server,
-        &id,
-        json!([{"op": "replace", "path": "active", "value": true}]),
-    )
-    .await;
+    // A later PATCH of another attribute (the general path) keeps it unassigned.
     let body = patch_user(
         server,
         &id,
         json!([
-            {"op": "remove", "path": "active"},
             {"op": "add", "path": "phoneNumbers", "value": [{"value": "+1 555 0100", "type": "work"}]}
         ]),
     )
     .await;
-    assert_eq!(body["active"], false);
+    assert!(body.get("active").is_none(), "{body}");
     assert_eq!(body["phoneNumbers"][0]["value"], "+1 555 0100");
 
-    patch_user(
+    // Assigned again, by PATCH, then kept by a PUT that leaves it out.
+    let body = patch_user(
         server,
         &id,
         json!([{"op": "replace", "value": {"active": true}}]),
     )
     .await;
+    assert_eq!(body["active"], true);
     let req = with_json(
         server.scim_req(Method::PUT, &format!("/Users/{id}")),
         &json!({"schemas": [USER], "userName": "active@okta.local"}),
@@ -710,4 +742,16 @@ async fn removing_active_leaves_the_user_inactive(server: &TestServer) {
     let (status, _, body) = call(req).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["active"], true);
+    // Removed together with another change (the general path).
+    let body = patch_user(
+        server,
+        &id,
+        json!([
+            {"op": "remove", "path": "active"},
+            {"op": "replace", "path": "title", "value": "Engineer"}
+        ]),
+    )
+    .await;
+    assert!(body.get("active").is_none(), "{body}");
+    assert_eq!(body["title"], "Engineer");
 }

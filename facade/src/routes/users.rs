@@ -300,10 +300,11 @@ async fn patch_general(
         check_attributes_of(&changed, Resource::User, strict, &[])?;
         let mut parsed = user_from_scim(&Value::Object(doc))?;
         // The document was complete: an extension the operations removed clears the role, and
-        // a removed `active` leaves the user inactive (Roster has no unassigned status).
+        // a removed `active` is unassigned (which denies like `active: false`).
         parsed.role_given = true;
         if !parsed.active_given {
             parsed.user.active = false;
+            parsed.user.active_unassigned = true;
             parsed.active_given = true;
         }
         let mask = parsed.replace_mask();

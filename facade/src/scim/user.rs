@@ -341,7 +341,9 @@ pub(crate) fn user_to_scim(user: &User, base: &str) -> Value {
     );
     insert_opt(&mut doc, "locale", user.locale.as_ref());
     insert_opt(&mut doc, "timezone", user.timezone.as_ref());
-    doc.insert("active".into(), user.active.into());
+    if !user.active_unassigned {
+        doc.insert("active".into(), user.active.into());
+    }
     if !user.emails.is_empty() {
         let emails = user.emails.iter().map(email_to_scim).collect();
         doc.insert("emails".into(), Value::Array(emails));

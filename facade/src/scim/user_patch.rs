@@ -133,10 +133,11 @@ impl FastUpdate {
     fn assign(&mut self, field: Field, value: Option<&Value>) -> Result<bool, ScimError> {
         let value = value.filter(|v| !v.is_null());
         match (field, value) {
-            // `active` has no unassigned state in Roster: removing it (RFC 7644 §3.5.2.2) leaves
-            // the user inactive, so that an unasserted status never grants access.
+            // Removing `active` leaves it unassigned (RFC 7644 §3.5.2.2), which denies like
+            // `active: false`.
             (Field::Active, None) => {
                 self.user.active = false;
+                self.user.active_unassigned = true;
                 self.mark("active");
             }
             // Clearing these is not a plain field write: let the general path judge.
@@ -368,15 +369,17 @@ mod tests {
     }
 
     #[test]
-    fn removing_active_deactivates() {
+    fn removing_active_leaves_it_unassigned() {
         for ops in [
             json!([{"op": "remove", "path": "active"}]),
             json!([{"op": "Replace", "path": "active", "value": null}]),
         ] {
             let (user, mask) = fast(ops);
-            assert!(!user.active);
+            assert!(!user.active && user.active_unassigned);
             assert_eq!(mask, vec!["active"]);
         }
+        let (user, _) = fast(json!([{"op": "replace", "path": "active", "value": true}]));
+        assert!(user.active && !user.active_unassigned);
     }
 
     #[test]

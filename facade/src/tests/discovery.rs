@@ -508,6 +508,7 @@ fn full_user() -> User {
         effective_role: "admin".into(),
         role_source: RoleSource::Group as i32,
         role_group_id: "g-1".into(),
+        active_unassigned: false,
         attributes_json: stored.to_string(),
         // Never returned by the service; the converter must not render it either.
         password: Some("s3cret".into()),

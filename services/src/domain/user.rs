@@ -63,7 +63,10 @@ pub struct UserInput {
     pub preferred_language: Option<String>,
     pub locale: Option<String>,
     pub timezone: Option<String>,
+    /// `false` when unassigned (`active` was removed): then `active` is `false` too.
     pub active: bool,
+    /// Whether `active` has a value (RFC 7644 §3.5.2.2: a removed attribute is unassigned).
+    pub active_assigned: bool,
     pub emails: Vec<Email>,
     pub role: Option<String>,
     /// Every other SCIM attribute, as a JSON object.
@@ -85,6 +88,7 @@ impl Default for UserInput {
             locale: None,
             timezone: None,
             active: true,
+            active_assigned: true,
             emails: Vec::new(),
             role: None,
             attributes: "{}".to_owned(),
@@ -345,7 +349,11 @@ impl UserField {
             }
             UserField::Locale => into.locale.clone_from(&from.locale),
             UserField::Timezone => into.timezone.clone_from(&from.timezone),
-            UserField::Active => into.active = from.active,
+            UserField::Active => {
+                // An unassigned status denies like a deactivated one.
+                into.active_assigned = from.active_assigned;
+                into.active = from.active && from.active_assigned;
+            }
             UserField::Emails => into.emails.clone_from(&from.emails),
             UserField::Role => into.role.clone_from(&from.role),
             UserField::Attributes => into.attributes.clone_from(&from.attributes),

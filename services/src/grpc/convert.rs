@@ -61,7 +61,8 @@ pub fn user_input(u: pb::User) -> UserInput {
         preferred_language: u.preferred_language,
         locale: u.locale,
         timezone: u.timezone,
-        active: u.active,
+        active: u.active && !u.active_unassigned,
+        active_assigned: !u.active_unassigned,
         emails: u
             .emails
             .into_iter()
@@ -111,6 +112,7 @@ pub fn user(u: User, default_role: &str) -> pb::User {
         locale: a.locale,
         timezone: a.timezone,
         active: a.active,
+        active_unassigned: !a.active_assigned,
         emails: a
             .emails
             .into_iter()

@@ -79,6 +79,10 @@ pub fn parse(raw: &str) -> Result<Option<Filter>, DomainError> {
         .map_err(|e| DomainError::invalid(ScimType::InvalidFilter, format!("invalid filter: {e}")))
 }
 
+/// `users.active`, and whether it is assigned (a removed `active` is stored false, unassigned).
+const ACTIVE: &str = "\"users\".\"active\"";
+const ACTIVE_ASSIGNED: &str = "\"users\".\"active_assigned\"";
+
 fn invalid(detail: String) -> DomainError {
     DomainError::invalid(ScimType::InvalidFilter, detail)
 }
@@ -620,10 +624,11 @@ impl<'t> Compiler<'t> {
                         "{op} does not apply to the boolean {attr}"
                     )));
                 }
-                if b {
-                    Cond::sql(col)
-                } else {
-                    Cond::sql(format!("NOT {col}"))
+                match (b, col == ACTIVE) {
+                    (true, _) => Cond::sql(col),
+                    // An unassigned `active` (stored false) is absent, not false.
+                    (false, true) => Cond::sql(format!("(NOT {col} AND {ACTIVE_ASSIGNED})")),
+                    (false, false) => Cond::sql(format!("NOT {col}")),
                 }
             }
             Target::Time(col) => {
@@ -677,6 +682,7 @@ impl<'t> Compiler<'t> {
                     Cond::sql(format!("{} <> ''", c.sql))
                 }
             }
+            Target::Bool(ACTIVE) => Cond::sql(ACTIVE_ASSIGNED),
             Target::Bool(_) | Target::Time(_) => Cond::always(true),
             Target::Name => Cond::or(
                 [
@@ -969,7 +975,7 @@ impl<'t> Compiler<'t> {
                 };
                 col(c, Fold::Lower, true)
             }
-            ("active", None) => Target::Bool("\"users\".\"active\""),
+            ("active", None) => Target::Bool(ACTIVE),
             ("meta", Some("created")) => Target::Time("\"users\".\"created_at\""),
             ("meta", Some("lastmodified")) => Target::Time("\"users\".\"updated_at\""),
             ("emails", None | Some("value")) => Target::EmailValue,

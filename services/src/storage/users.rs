@@ -49,6 +49,7 @@ pub(crate) struct UserRow {
     pub version: i64,
     pub created_at: PrimitiveDateTime,
     pub updated_at: PrimitiveDateTime,
+    pub active_assigned: bool,
 }
 
 /// Every column of a user but its keys and indexed columns, for updates that change none
@@ -71,6 +72,7 @@ struct UnindexedColumns<'a> {
     locale: Option<&'a str>,
     timezone: Option<&'a str>,
     active: bool,
+    active_assigned: bool,
     emails: &'a str,
     role: Option<&'a str>,
     attributes: &'a str,
@@ -97,6 +99,7 @@ impl<'a> From<&'a UserRow> for UnindexedColumns<'a> {
             locale: r.locale.as_deref(),
             timezone: r.timezone.as_deref(),
             active: r.active,
+            active_assigned: r.active_assigned,
             emails: &r.emails,
             role: r.role.as_deref(),
             attributes: &r.attributes,
@@ -145,6 +148,7 @@ impl UserRow {
             version,
             created_at,
             updated_at,
+            active_assigned: a.active_assigned,
         })
     }
 
@@ -173,6 +177,7 @@ impl UserRow {
                 locale: self.locale,
                 timezone: self.timezone,
                 active: self.active,
+                active_assigned: self.active_assigned,
                 emails,
                 role: self.role,
                 attributes: self.attributes,
