@@ -28,8 +28,7 @@
 use diesel::QueryResult;
 use diesel::backend::Backend as DieselBackend;
 use diesel::expression::{
-    AppearsOnTable, BoxableExpression, Expression, SelectableExpression, ValidGrouping,
-    is_aggregate,
+    AppearsOnTable, Expression, SelectableExpression, ValidGrouping, is_aggregate,
 };
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::serialize::ToSql;
@@ -39,8 +38,7 @@ use time::PrimitiveDateTime;
 
 pub use scim_v2::filter::Filter;
 
-use super::schema::{groups, users};
-use super::{Backend, DbConnection, MultiBackend};
+use super::{Backend, DbConnection};
 use crate::domain::{DomainError, ScimType};
 
 /// Longest filter accepted, in bytes (the parser also bounds depth and terms).
@@ -51,8 +49,6 @@ const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:group";
 const ROSTER_URN: &str = "urn:ietf:params:scim:schemas:extension:roster:2.0:user";
 /// Lower-cased: the key the enterprise extension is stored under, compared without case.
 const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user";
-
-type Expr<T> = Box<dyn BoxableExpression<T, MultiBackend, SqlType = Bool>>;
 
 /// The backend `conn` talks to (the SQL of JSON attributes differs).
 pub fn backend(conn: &DbConnection) -> Backend {
@@ -88,16 +84,22 @@ fn invalid(detail: String) -> DomainError {
 }
 
 /// The value of a filter that is exactly `<attribute> eq "<value>"` on the named attribute of
-/// the core schema (compared without letter case), e.g. Okta's `userName eq "…"` lookup: such a
-/// filter is a point lookup on a unique index, served without a dynamic query.
-pub fn unique_eq<'f>(f: &'f Filter, attribute: &str) -> Option<&'f str> {
+/// `resource`'s core schema (compared without letter case), e.g. Okta's `userName eq "…"`
+/// lookup: such a filter is a point lookup on a unique index, served without a dynamic query.
+/// Anything else (another schema's URN included) goes through the compiler, which judges it.
+pub fn unique_eq<'f>(f: &'f Filter, resource: Resource, attribute: &str) -> Option<&'f str> {
+    let core = match resource {
+        Resource::User => USER_URN,
+        Resource::Group => GROUP_URN,
+    };
     match f {
         Filter::Attr(AttrExp::Comparison(path, CompareOp::Eq, CompValue::Str(v)))
             if path.sub_attr.is_none()
                 && path.name.eq_ignore_ascii_case(attribute)
-                && path.uri.as_deref().is_none_or(|u| {
-                    u.eq_ignore_ascii_case(USER_URN) || u.eq_ignore_ascii_case(GROUP_URN)
-                }) =>
+                && path
+                    .uri
+                    .as_deref()
+                    .is_none_or(|u| u.eq_ignore_ascii_case(core)) =>
         {
             Some(v)
         }
@@ -105,26 +107,19 @@ pub fn unique_eq<'f>(f: &'f Filter, attribute: &str) -> Option<&'f str> {
     }
 }
 
-/// Compiles a filter over users of `tenant_id`.
-pub fn users(
-    f: &Filter,
-    tenant_id: &str,
-    backend: Backend,
-) -> Result<Expr<users::table>, DomainError> {
+/// Compiles a filter over users of `tenant_id` (a condition on `users`: clone it to use it in
+/// more than one query).
+pub fn users(f: &Filter, tenant_id: &str, backend: Backend) -> Result<Cond, DomainError> {
     let mut cond = Compiler::new(backend, tenant_id).filter(f, Resource::User)?;
     cond.cacheable = matches!(f, Filter::Attr(_));
-    Ok(Box::new(cond))
+    Ok(cond)
 }
 
 /// Compiles a filter over groups of `tenant_id`.
-pub fn groups(
-    f: &Filter,
-    tenant_id: &str,
-    backend: Backend,
-) -> Result<Expr<groups::table>, DomainError> {
+pub fn groups(f: &Filter, tenant_id: &str, backend: Backend) -> Result<Cond, DomainError> {
     let mut cond = Compiler::new(backend, tenant_id).filter(f, Resource::Group)?;
     cond.cacheable = matches!(f, Filter::Attr(_));
-    Ok(Box::new(cond))
+    Ok(cond)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,8 +384,9 @@ enum Elements {
     Rows(fn(&str) -> Option<Column>),
 }
 
+/// The resource a filter is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Resource {
+pub enum Resource {
     User,
     Group,
 }

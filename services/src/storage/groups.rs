@@ -194,7 +194,8 @@ pub fn list(
     known_total: Option<i64>,
 ) -> Result<Page<Group>, DomainError> {
     if page.cursor.is_none()
-        && let Some(name) = filter.and_then(|f| filter::unique_eq(f, "displayName"))
+        && let Some(name) =
+            filter.and_then(|f| filter::unique_eq(f, filter::Resource::Group, "displayName"))
     {
         let rows: Vec<GroupRow> = groups::table
             .filter(groups::tenant_id.eq(tenant_id))
@@ -222,8 +223,12 @@ pub fn list(
         .filter(groups::tenant_id.eq(tenant_id.to_owned()))
         .select(GroupRow::as_select())
         .into_boxed();
-    if let Some(f) = filter {
-        query = query.filter(filter::groups(f, tenant_id, filter::backend(conn))?);
+    // Compiled once, for the rows and for the count.
+    let cond = filter
+        .map(|f| filter::groups(f, tenant_id, filter::backend(conn)))
+        .transpose()?;
+    if let Some(c) = &cond {
+        query = query.filter(c.clone());
     }
     // A continued page reuses the total counted for the page before it.
     let total: i64 = match known_total {
@@ -233,8 +238,8 @@ pub fn list(
                 .filter(groups::tenant_id.eq(tenant_id.to_owned()))
                 .count()
                 .into_boxed();
-            if let Some(f) = filter {
-                count = count.filter(filter::groups(f, tenant_id, filter::backend(conn))?);
+            if let Some(c) = cond {
+                count = count.filter(c);
             }
             count.get_result(conn)?
         }

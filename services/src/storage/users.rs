@@ -467,7 +467,8 @@ pub fn list(
     known_total: Option<i64>,
 ) -> Result<Page<User>, DomainError> {
     if page.cursor.is_none()
-        && let Some(user_name) = filter.and_then(|f| filter::unique_eq(f, "userName"))
+        && let Some(user_name) =
+            filter.and_then(|f| filter::unique_eq(f, filter::Resource::User, "userName"))
     {
         let rows: Vec<UserRow> = on_backend!(conn, |c| users::table
             .filter(users::tenant_id.eq(tenant_id))
@@ -496,8 +497,12 @@ pub fn list(
         .filter(users::tenant_id.eq(tenant_id.to_owned()))
         .select((UserRow::as_select(), selected_key(attr)))
         .into_boxed();
-    if let Some(f) = filter {
-        query = query.filter(filter::users(f, tenant_id, filter::backend(conn))?);
+    // Compiled once, for the rows and for the count.
+    let cond = filter
+        .map(|f| filter::users(f, tenant_id, filter::backend(conn)))
+        .transpose()?;
+    if let Some(c) = &cond {
+        query = query.filter(c.clone());
     }
     // A continued page reuses the total counted for the page before it.
     let total: i64 = match known_total {
@@ -507,8 +512,8 @@ pub fn list(
                 .filter(users::tenant_id.eq(tenant_id.to_owned()))
                 .count()
                 .into_boxed();
-            if let Some(f) = filter {
-                count = count.filter(filter::users(f, tenant_id, filter::backend(conn))?);
+            if let Some(c) = cond {
+                count = count.filter(c);
             }
             count.get_result(conn)?
         }
