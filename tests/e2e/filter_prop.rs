@@ -26,7 +26,8 @@ use crate::harness::{TestServer, assert_scim_error, authed, on_both_backends, se
 on_both_backends!(
     random_filters_match_an_in_memory_evaluation,
     value_filters_on_users,
-    member_and_group_filters
+    member_and_group_filters,
+    every_attribute_in_schemas_is_filterable,
 );
 
 const CORE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -1305,4 +1306,56 @@ async fn member_and_group_filters(server: &TestServer) {
         "displayName",
     )
     .await;
+}
+
+/// `/Schemas` is the promise: every attribute and sub-attribute it declares for Users and Groups
+/// can be filtered on (`pr`), by its short name and by its URN-qualified name, so that the
+/// filter compiler's attribute table cannot drift from the schema documents.
+async fn every_attribute_in_schemas_is_filterable(server: &TestServer) {
+    let (status, schemas) = send(server.scim_req(Method::GET, "/Schemas")).await;
+    assert_eq!(status, 200, "{schemas}");
+    let mut checked = 0;
+    let mut failed = Vec::new();
+    for schema in schemas["Resources"].as_array().expect("Resources") {
+        let urn = schema["id"].as_str().expect("id");
+        let resource = if urn.ends_with(":Group") {
+            "Groups"
+        } else {
+            "Users"
+        };
+        let core = urn.starts_with("urn:ietf:params:scim:schemas:core:");
+        for attr in schema["attributes"].as_array().expect("attributes") {
+            let name = attr["name"].as_str().expect("name");
+            let mut paths = vec![name.to_owned()];
+            for sub in attr["subAttributes"].as_array().into_iter().flatten() {
+                let sub = sub["name"].as_str().expect("sub-attribute name");
+                paths.push(format!("{name}.{sub}"));
+            }
+            for path in paths {
+                // `password` is never returned, so never filterable (RFC 7643 §4.1.1); `$ref`
+                // is no ATTRNAME in the filter grammar (RFC 7644 §3.4.2.2).
+                if path == "password" || path.contains('$') {
+                    continue;
+                }
+                let mut filters = vec![format!("{urn}:{path} pr")];
+                if core {
+                    filters.push(format!("{path} pr"));
+                }
+                for filter in filters {
+                    let (status, body) = send(
+                        server
+                            .scim_req(Method::GET, &format!("/{resource}"))
+                            .query(&[("filter", filter.as_str()), ("count", "1")]),
+                    )
+                    .await;
+                    if status != 200 {
+                        failed.push(format!("{resource}?filter={filter}: {body}"));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{:#?}", failed);
+    assert!(checked > 60, "only {checked} filters were checked");
 }

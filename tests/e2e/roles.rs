@@ -145,6 +145,40 @@ async fn roles_follow_groups_priorities_and_attributes(server: &TestServer) {
     assert_eq!(ext["roleSource"], "group", "{u}");
     assert!(ext.get("role").is_none_or(|r| r.is_null()), "{u}");
 
+    // And as filters, computed by the database the same way.
+    let ids_of = |filter: &'static str| async move {
+        let (status, list) = send(
+            server
+                .scim_req(Method::GET, "/Users")
+                .query(&[("filter", filter)]),
+        )
+        .await;
+        assert_eq!(status, 200, "{filter}: {list}");
+        list["Resources"]
+            .as_array()
+            .expect("Resources")
+            .iter()
+            .map(|u| u["id"].as_str().expect("id").to_owned())
+            .collect::<Vec<_>>()
+    };
+    let admins_now = ids_of(
+        r#"urn:ietf:params:scim:schemas:extension:roster:2.0:User:effectiveRole eq "ADMIN""#,
+    )
+    .await;
+    assert!(admins_now.contains(&pushed), "{admins_now:?}");
+    assert!(!admins_now.contains(&explicit) && !admins_now.contains(&plain));
+    let by_default = ids_of(
+        r#"urn:ietf:params:scim:schemas:extension:roster:2.0:User:roleSource eq "default" and urn:ietf:params:scim:schemas:extension:roster:2.0:User:effectiveRole eq "reporting""#,
+    )
+    .await;
+    assert!(by_default.contains(&plain), "{by_default:?}");
+    assert!(!by_default.contains(&pushed) && !by_default.contains(&explicit));
+    let from_attribute = ids_of(
+        r#"urn:ietf:params:scim:schemas:extension:roster:2.0:User:roleSource eq "attribute""#,
+    )
+    .await;
+    assert!(from_attribute.contains(&explicit) && !from_attribute.contains(&pushed));
+
     // Changing a priority changes the role at once.
     access
         .set_group_role(authed(

@@ -75,6 +75,12 @@ pub fn parse(raw: &str) -> Result<Option<Filter>, DomainError> {
         .map_err(|e| DomainError::invalid(ScimType::InvalidFilter, format!("invalid filter: {e}")))
 }
 
+/// The user's groups that are mapped to a role (`gr`), for the Roster extension's computed
+/// `effectiveRole` and `roleSource`.
+const MAPPED_GROUPS: &str = "FROM \"group_members\" gm JOIN \"group_roles\" gr \
+     ON gr.tenant_id = gm.tenant_id AND gr.group_id = gm.group_id \
+     WHERE gm.tenant_id = \"users\".\"tenant_id\" AND gm.user_id = \"users\".\"id\"";
+
 /// `users.active`, and whether it is assigned (a removed `active` is stored false, unassigned).
 const ACTIVE: &str = "\"users\".\"active\"";
 const ACTIVE_ASSIGNED: &str = "\"users\".\"active_assigned\"";
@@ -928,6 +934,27 @@ impl<'t> Compiler<'t> {
                         "\"users\".\"role\"",
                         Fold::Lower,
                         true,
+                    ))),
+                    // Computed as `User::effective_role` does: the user's own role, else its
+                    // mapped group's with the lowest priority (ties: lowest group id), else the
+                    // tenant's default.
+                    ("effectiverole", None) => Ok(Target::Column(column(
+                        &format!(
+                            "COALESCE(\"users\".\"role\", (SELECT gr.role {MAPPED_GROUPS} \
+                             ORDER BY gr.priority, gr.group_id LIMIT 1), (SELECT t.default_role \
+                             FROM \"tenants\" t WHERE t.id = \"users\".\"tenant_id\"))"
+                        ),
+                        Fold::Lower,
+                        false,
+                    ))),
+                    ("rolesource", None) => Ok(Target::Column(column(
+                        &format!(
+                            "(CASE WHEN \"users\".\"role\" IS NOT NULL THEN 'attribute' \
+                             WHEN EXISTS (SELECT 1 {MAPPED_GROUPS}) THEN 'group' \
+                             ELSE 'default' END)"
+                        ),
+                        Fold::Lower,
+                        false,
                     ))),
                     _ => Err(unknown()),
                 };
