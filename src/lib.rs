@@ -129,10 +129,33 @@ impl Running {
         }
     }
 
+    /// Stops accepting connections, lets the requests already accepted finish for at most
+    /// `grace`, then returns. Returns whether every request finished in time (when not, the
+    /// servers' remaining tasks are aborted and their connections closed).
+    pub async fn drain(mut self, grace: std::time::Duration) -> bool {
+        let _ = self.stop.send(true);
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let finished = tokio::time::timeout(grace, async {
+            for task in &mut tasks {
+                let _ = task.await;
+            }
+        })
+        .await
+        .is_ok();
+        if !finished {
+            for task in &tasks {
+                task.abort();
+            }
+        }
+        finished
+    }
+
     /// Completes when any server stops on its own (an error) or the process is asked to stop.
     pub async fn wait(&mut self) {
         if let Some(task) = self.tasks.first_mut() {
             let _ = task.await;
+            // A finished task is not awaited again.
+            self.tasks.remove(0);
         }
     }
 

@@ -3,6 +3,7 @@
 mod admin_cli;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -21,6 +22,16 @@ struct Cli {
     /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `roster=debug`).
     #[arg(long, env = "ROSTER_LOG", default_value = "info", global = true)]
     log: String,
+    /// On SIGTERM or Ctrl-C: stop accepting connections, then give the requests already
+    /// accepted this many seconds to finish before exiting.
+    #[arg(
+        long,
+        env = "ROSTER_SHUTDOWN_GRACE",
+        default_value_t = 30,
+        global = true,
+        value_name = "SECONDS"
+    )]
+    shutdown_grace: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -154,7 +165,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(cli.command) {
+    match run(cli.command, Duration::from_secs(cli.shutdown_grace)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("roster: {e:#}");
@@ -176,15 +187,69 @@ async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} for {what}"))
 }
 
-async fn until_signal(mut running: roster::Running) {
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
-        _ = running.wait() => {}
-    }
-    running.shutdown().await;
+/// Prints the secrets minted for a new database, once.
+fn print_secrets(b: &roster::Bootstrap, base: &str, grpc_at: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Roster created the tenant {:?}. These secrets are shown once:",
+        b.tenant
+    )?;
+    writeln!(out, "  SCIM base URL:  {base}")?;
+    writeln!(out, "  SCIM token:     {}", b.scim_token)?;
+    writeln!(
+        out,
+        "  operator token: {}  (gRPC admin, e.g. grpcurl on {grpc_at})",
+        b.operator_token
+    )?;
+    out.flush()
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+/// Completes on SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        tokio::select! {
+            _ = term.recv() => Ok("SIGTERM"),
+            _ = int.recv() => Ok("SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot handle Ctrl-C")?;
+        Ok("Ctrl-C")
+    }
+}
+
+/// Serves until a stop signal (or a server's failure), then stops gracefully: no new
+/// connections, and the requests already accepted finish within `grace`.
+async fn until_signal(mut running: roster::Running, grace: Duration) -> anyhow::Result<()> {
+    let signal = stop_signal();
+    tokio::select! {
+        got = signal => {
+            let got = got?;
+            tracing::info!(signal = got, grace_seconds = grace.as_secs(), "stopping: finishing the requests in flight");
+        }
+        _ = running.wait() => {}
+    }
+    if running.drain(grace).await {
+        tracing::info!("stopped");
+    } else {
+        tracing::warn!(
+            grace_seconds = grace.as_secs(),
+            "stopped with requests still in flight after the grace period"
+        );
+    }
+    Ok(())
+}
+
+fn run(command: Command, grace: Duration) -> anyhow::Result<()> {
     match command {
         Command::Serve {
             db,
@@ -211,13 +276,13 @@ fn run(command: Command) -> anyhow::Result<()> {
             let grpc_at = running.grpc_addr.map(|a| a.to_string()).unwrap_or_default();
             tracing::info!(scim = %base, grpc = %grpc_at, "roster is serving");
             if let Some(b) = &service.bootstrap {
-                println!("Roster created the tenant {:?}. These secrets are shown once:", b.tenant);
-                println!("  SCIM base URL:  {base}");
-                println!("  SCIM token:     {}", b.scim_token);
-                println!("  operator token: {}  (gRPC admin, e.g. grpcurl on {grpc_at})", b.operator_token);
+                // A closed stdout must not stop the server (println! would panic).
+                let shown = print_secrets(b, &base, &grpc_at);
+                if let Err(e) = shown {
+                    tracing::warn!(error = %e, "could not print the bootstrap secrets");
+                }
             }
-            until_signal(running).await;
-            Ok(())
+            until_signal(running, grace).await
         }),
         Command::Service {
             db,
@@ -235,16 +300,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             let grpc = bind(&grpc_addr, "gRPC").await?;
             let running = roster::start(Some(service.routes), Some(grpc), None)?;
             tracing::info!(grpc = ?running.grpc_addr, "roster service is serving");
-            until_signal(running).await;
-            Ok(())
+            until_signal(running, grace).await
         }),
         Command::Facade { scim, service_url } => runtime()?.block_on(async {
             let transport = roster::remote(&service_url)?;
             let listener = bind(&scim.scim_addr, "SCIM").await?;
             let running = roster::start(None, None, Some((listener, transport, scim.config())))?;
             tracing::info!(scim = ?running.scim_addr, service = %service_url, "roster facade is serving");
-            until_signal(running).await;
-            Ok(())
+            until_signal(running, grace).await
         }),
         Command::Migrate { db } => {
             let store = roster::Store::open(&db.database_url, 1).map_err(StartError::from)?;

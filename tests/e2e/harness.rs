@@ -75,6 +75,16 @@ impl Drop for TestDb {
     }
 }
 
+/// A fresh, empty database for a test that starts Roster itself (e.g. the real binary); it is
+/// removed when dropped.
+pub struct FreshDb(#[allow(dead_code)] TestDb);
+
+/// A fresh, empty database on `backend` and its URL.
+pub fn fresh_database(backend: Backend) -> (FreshDb, String) {
+    let (db, url) = TestDb::create(backend);
+    (FreshDb(db), url)
+}
+
 /// A running Roster and the secrets it minted.
 pub struct TestServer {
     /// e.g. `http://127.0.0.1:41234/scim/v2`

@@ -16,4 +16,5 @@ mod protocol;
 mod races;
 mod replay;
 mod roles;
+mod shutdown;
 mod users;
