@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Roster's load benchmark: the real `roster serve` (SQLite, one core) behind the SCIM facade and
-the gRPC hop, driven by wrk from the other core.
+"""Roster's load benchmark: the real `roster serve` (one core) behind the SCIM facade and the gRPC
+hop, driven by wrk from the other core, on SQLite (a fresh file) or PostgreSQL (a fresh database,
+`--backend postgres`; the PostgreSQL server itself is not pinned).
 
-    python3 bench/bench.py [--users 100000] [--duration 10] [--connections 32]
+    python3 bench/bench.py [--backend sqlite|postgres] [--users 100000] [--duration 10] [--connections 32]
 
 Needs a release build (`cargo build --release`) and wrk (`apt-get install wrk`). Prints one line
 per scenario: requests/s and latency, the import rate with its first and last page times, the
@@ -76,6 +77,10 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk scenario (default 10)")
     ap.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "roster"))
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432",
+                    help="the PostgreSQL server for --backend postgres (a database roster_bench is made anew)")
+    ap.add_argument("--pool-size", type=int, help="roster's --pool-size (default: roster's own)")
     opts = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is required: apt-get install wrk")
@@ -84,9 +89,17 @@ def main():
 
     work = tempfile.mkdtemp(prefix="roster-bench-")
     port, grpc_port = 18080, 15051
+    if opts.backend == "postgres":
+        server_url = opts.postgres.rstrip("/")
+        for sql in ("DROP DATABASE IF EXISTS roster_bench WITH (FORCE)", "CREATE DATABASE roster_bench"):
+            subprocess.run(["psql", "-q", f"{server_url}/postgres", "-c", sql], check=True)
+        database_url = f"{server_url}/roster_bench"
+    else:
+        database_url = f"sqlite://{work}/bench.db"
+    extra = ["--pool-size", str(opts.pool_size)] if opts.pool_size else []
     server = subprocess.Popen(
-        ["taskset", "-c", "0", opts.binary, "serve", "--database-url", f"sqlite://{work}/bench.db",
-         "--scim-addr", f"127.0.0.1:{port}", "--grpc-addr", f"127.0.0.1:{grpc_port}"],
+        ["taskset", "-c", "0", opts.binary, "serve", "--database-url", database_url,
+         "--scim-addr", f"127.0.0.1:{port}", "--grpc-addr", f"127.0.0.1:{grpc_port}", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "ROSTER_LOG": "warn"})
     token = None
@@ -99,7 +112,7 @@ def main():
         sys.exit("roster serve printed no SCIM token")
     env = {"T": token}
     try:
-        print(f"roster serve on core 0 (SQLite), wrk on core 1, {opts.connections} connections, "
+        print(f"roster serve on core 0 ({opts.backend}), wrk on core 1, {opts.connections} connections, "
               f"{opts.duration}s per scenario", flush=True)
         # Creates: wrk creates users until the directory holds --users of them.
         report("POST /Users (create)", wrk("create.lua", port, env, opts.duration, opts.connections, ["c"]))
@@ -107,8 +120,9 @@ def main():
         total = scim.call("GET", "/scim/v2/Users?count=0")["totalResults"]
         seed = 0
         while total < opts.users:
-            wrk("create.lua", port, env, 5, opts.connections, [f"s{seed}"])
+            result = wrk("create.lua", port, env, 5, opts.connections, [f"s{seed}"])
             seed += 1
+            report(f"  POST /Users (create) from {total} users", result)
             total = scim.call("GET", "/scim/v2/Users?count=0")["totalResults"]
         print(f"directory: {total} users; resident memory {rss_mib(server.pid):.1f} MiB", flush=True)
 
