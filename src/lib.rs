@@ -43,6 +43,9 @@ pub struct ServiceConfig {
     pub hashing_threads: usize,
     /// Reported as each tenant's SCIM base URL (e.g. `https://roster.example.com/scim/v2`).
     pub scim_base_url: String,
+    /// PostgreSQL with autovacuum off: how often Roster checks whether its tables need
+    /// `ANALYZE` (see `roster_service::storage::maintenance`).
+    pub analyze_interval: std::time::Duration,
 }
 
 impl ServiceConfig {
@@ -54,6 +57,7 @@ impl ServiceConfig {
             bootstrap: true,
             hashing_threads: 1,
             scim_base_url: String::new(),
+            analyze_interval: roster_service::storage::maintenance::INTERVAL,
         }
     }
 }
@@ -72,6 +76,7 @@ pub fn open_service(config: &ServiceConfig) -> Result<Service, StartError> {
     if config.migrate {
         store.migrate()?;
     }
+    roster_service::storage::maintenance::start(&store, config.analyze_interval)?;
     let bootstrap = if config.bootstrap {
         roster_service::bootstrap(&store)?
     } else {

@@ -12,6 +12,7 @@ mod groups;
 mod grpc;
 mod harness;
 mod listing;
+mod plans;
 mod protocol;
 mod races;
 mod replay;

@@ -6,6 +6,7 @@
 
 pub mod filter;
 pub mod groups;
+pub mod maintenance;
 pub mod paging;
 pub mod roles;
 pub mod schema;
