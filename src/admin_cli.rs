@@ -457,7 +457,10 @@ pub fn token(command: TokenCommand) -> anyhow::Result<()> {
             TokenCommand::Revoke { target, id } => {
                 let op = Operator::open(&target)?;
                 op.api
-                    .revoke_token(op.req(pb::RevokeTokenRequest { id: id.clone() }))
+                    .revoke_token(op.req(pb::RevokeTokenRequest {
+                        id: id.clone(),
+                        tenant: op.tenant.clone(),
+                    }))
                     .await
                     .map_err(status)?;
                 println!("revoked {id}");
@@ -469,6 +472,7 @@ pub fn token(command: TokenCommand) -> anyhow::Result<()> {
                     .regenerate_token(op.req(pb::RegenerateTokenRequest {
                         id,
                         grace_seconds: grace,
+                        tenant: op.tenant.clone(),
                     }))
                     .await
                     .map_err(status)?

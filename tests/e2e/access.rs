@@ -434,6 +434,7 @@ async fn basic_credentials_for_okta(server: &TestServer) {
             pb::RegenerateTokenRequest {
                 id: token.id.clone(),
                 grace_seconds: 0,
+                ..Default::default()
             },
         ))
         .await
@@ -453,6 +454,7 @@ async fn basic_credentials_for_okta(server: &TestServer) {
             &server.operator_token,
             pb::RevokeTokenRequest {
                 id: new_token.id.clone(),
+                ..Default::default()
             },
         ))
         .await

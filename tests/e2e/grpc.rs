@@ -377,6 +377,7 @@ async fn token_rules(server: &TestServer) {
             &admin_secret,
             pb::RevokeTokenRequest {
                 id: token.id.clone(),
+                ..Default::default()
             },
         ))
         .await
@@ -429,6 +430,7 @@ async fn token_rules(server: &TestServer) {
             pb::RegenerateTokenRequest {
                 id: first_token.id.clone(),
                 grace_seconds: 600,
+                ..Default::default()
             },
         ))
         .await
@@ -448,6 +450,7 @@ async fn token_rules(server: &TestServer) {
             pb::RegenerateTokenRequest {
                 id: second_token.id.clone(),
                 grace_seconds: 0,
+                ..Default::default()
             },
         ))
         .await
@@ -465,6 +468,7 @@ async fn token_rules(server: &TestServer) {
             &admin_secret,
             pb::RevokeTokenRequest {
                 id: first_token.id.clone(),
+                ..Default::default()
             },
         ))
         .await
@@ -476,6 +480,7 @@ async fn token_rules(server: &TestServer) {
             pb::RegenerateTokenRequest {
                 id: second_token.id.clone(),
                 grace_seconds: 0,
+                ..Default::default()
             },
         ))
         .await
@@ -487,6 +492,7 @@ async fn token_rules(server: &TestServer) {
             pb::RegenerateTokenRequest {
                 id: third.token.map(|t| t.id).unwrap_or_default(),
                 grace_seconds: 0,
+                ..Default::default()
             },
         ))
         .await

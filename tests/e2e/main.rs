@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access;
+mod authz;
 mod bulk;
 mod cli;
 mod filter_prop;

@@ -3,6 +3,7 @@
 
 mod error;
 mod listing;
+pub mod policy;
 mod principal;
 mod role;
 mod user;
@@ -11,6 +12,7 @@ pub use error::{DomainError, ScimType};
 pub use listing::{
     GROUP_SORTS, Page, PageRequest, Position, Sort, SortAttr, SortValue, USER_SORTS,
 };
+pub use policy::{Caller, Guard, Rpc, Rule, Tenancy};
 pub use principal::{PasswordPolicy, Principal, TokenKind};
 pub use role::{
     ADMIN_ROLE, CATALOG, DEFAULT_ROLE, DEFAULT_ROLES, EffectiveRole, MappedRole, Role, RoleDef,
@@ -137,3 +139,6 @@ pub struct Token {
 
 /// Longest grace period of a regenerated token's old secret.
 pub const MAX_TOKEN_GRACE_SECONDS: i64 = 30 * 24 * 3600;
+
+/// Longest lifetime of a new token (`ttl_seconds`): 3650 days.
+pub const MAX_TOKEN_TTL_SECONDS: i64 = 3650 * 24 * 3600;

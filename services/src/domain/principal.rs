@@ -1,4 +1,5 @@
-//! Who is calling: the tenant and the kind of token, and what each kind may do.
+//! Who is calling: the tenant and the kind of token. What each kind may do is the policy's
+//! (`domain::policy`).
 
 use super::DomainError;
 
@@ -101,16 +102,6 @@ impl Principal {
         }
     }
 
-    /// Changes to users and groups: refused to read-only service tokens.
-    pub fn require_write(&self) -> Result<(), DomainError> {
-        if self.read_only {
-            return Err(DomainError::PermissionDenied(
-                "this token may only read".into(),
-            ));
-        }
-        Ok(())
-    }
-
     /// Whether the token administers tokens and roles: the operator, or an admin token whose
     /// user is an active admin.
     pub fn is_admin(&self) -> bool {
@@ -118,28 +109,6 @@ impl Principal {
             TokenKind::Operator => true,
             TokenKind::Admin => self.admin_granted,
             TokenKind::Scim | TokenKind::Service => false,
-        }
-    }
-
-    /// Token and role administration in the caller's tenant (or, for the operator, any
-    /// tenant).
-    pub fn require_admin(&self) -> Result<(), DomainError> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(DomainError::PermissionDenied(
-                "only an admin may manage tokens and roles".into(),
-            ))
-        }
-    }
-
-    /// Tenant administration.
-    pub fn require_operator(&self) -> Result<(), DomainError> {
-        match self.kind {
-            TokenKind::Operator => Ok(()),
-            _ => Err(DomainError::PermissionDenied(
-                "only the operator token may manage tenants".into(),
-            )),
         }
     }
 }

@@ -3,8 +3,8 @@
 use roster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::{Api, bearer, convert};
-use crate::domain::{DomainError, Role, ScimType};
+use super::{Api, convert};
+use crate::domain::{DomainError, Role, Rpc, ScimType};
 use crate::storage::{roles, users};
 
 fn group_role(g: roles::GroupRole) -> pb::GroupRole {
@@ -32,10 +32,10 @@ impl pb::access_service_server::AccessService for Api {
         &self,
         request: Request<pb::GetEffectiveRoleRequest>,
     ) -> Result<Response<pb::EffectiveRole>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::GetEffectiveRole, &request).await?;
         let id = request.into_inner().user_id;
         let (user, default_role) = self
-            .call(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 Ok((
                     users::get(db.conn, &p.tenant_id, &id)?,
                     p.default_role.clone(),
@@ -55,7 +55,7 @@ impl pb::access_service_server::AccessService for Api {
         &self,
         request: Request<pb::CheckPermissionRequest>,
     ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::CheckPermission, &request).await?;
         let req = request.into_inner();
         if req.permission.trim().is_empty() {
             return Err(Status::from(DomainError::invalid(
@@ -65,7 +65,7 @@ impl pb::access_service_server::AccessService for Api {
         }
         let id = req.user_id;
         let (user, effective, role) = self
-            .call(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 let user = users::get(db.conn, &p.tenant_id, &id)?;
                 let effective = user.effective_role(&p.default_role);
                 // A role removed from the catalog while still named somewhere grants nothing.
@@ -100,9 +100,9 @@ impl pb::access_service_server::AccessService for Api {
         &self,
         request: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::ListRoles, &request).await?;
         let (catalog, default_role) = self
-            .call(token, |db, p| {
+            .call(&ticket, |db, p| {
                 Ok((
                     roles::catalog(db.conn, &p.tenant_id)?,
                     p.default_role.clone(),
@@ -122,12 +122,11 @@ impl pb::access_service_server::AccessService for Api {
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::CreateRole, &request).await?;
         let req = request.into_inner();
         let role = role_input(req.name, req.description, req.permissions);
         let (created, default_role) = self
-            .call_write(token, move |db, p| {
-                p.require_admin()?;
+            .call(&ticket, move |db, p| {
                 let created = db.write(|c| roles::create_role(c, &p.tenant_id, &role))?;
                 Ok((created, p.default_role.clone()))
             })
@@ -140,12 +139,11 @@ impl pb::access_service_server::AccessService for Api {
         &self,
         request: Request<pb::UpdateRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::UpdateRole, &request).await?;
         let req = request.into_inner();
         let role = role_input(req.name, req.description, req.permissions);
         let (updated, default_role) = self
-            .call_write(token, move |db, p| {
-                p.require_admin()?;
+            .call(&ticket, move |db, p| {
                 let updated = db.write(|c| roles::update_role(c, &p.tenant_id, &role))?;
                 Ok((updated, p.default_role.clone()))
             })
@@ -158,10 +156,9 @@ impl pb::access_service_server::AccessService for Api {
         &self,
         request: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<()>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::DeleteRole, &request).await?;
         let name = request.into_inner().name;
-        self.call_write(token, move |db, p| {
-            p.require_admin()?;
+        self.call(&ticket, move |db, p| {
             db.write(|c| roles::delete_role(c, &p.tenant_id, &name))
         })
         .await?;
@@ -173,11 +170,10 @@ impl pb::access_service_server::AccessService for Api {
         &self,
         request: Request<pb::SetDefaultRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::SetDefaultRole, &request).await?;
         let name = request.into_inner().role;
         let role = self
-            .call_write(token, move |db, p| {
-                p.require_admin()?;
+            .call(&ticket, move |db, p| {
                 db.write(|c| roles::set_default(c, &p.tenant_id, &name))
             })
             .await?;
@@ -192,11 +188,10 @@ impl pb::access_service_server::AccessService for Api {
         &self,
         request: Request<pb::SetGroupRoleRequest>,
     ) -> Result<Response<pb::GroupRole>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::SetGroupRole, &request).await?;
         let req = request.into_inner();
         let mapping = self
-            .call_write(token, move |db, p| {
-                p.require_admin()?;
+            .call(&ticket, move |db, p| {
                 db.write(|c| roles::set(c, &p.tenant_id, &req.group_id, &req.role, req.priority))
             })
             .await?;
@@ -209,9 +204,9 @@ impl pb::access_service_server::AccessService for Api {
         &self,
         request: Request<pb::ListGroupRolesRequest>,
     ) -> Result<Response<pb::ListGroupRolesResponse>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::ListGroupRoles, &request).await?;
         let all = self
-            .call(token, move |db, p| roles::list(db.conn, &p.tenant_id))
+            .call(&ticket, move |db, p| roles::list(db.conn, &p.tenant_id))
             .await?;
         Ok(Response::new(pb::ListGroupRolesResponse {
             group_roles: all.into_iter().map(group_role).collect(),
@@ -223,10 +218,9 @@ impl pb::access_service_server::AccessService for Api {
         &self,
         request: Request<pb::RemoveGroupRoleRequest>,
     ) -> Result<Response<()>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::RemoveGroupRole, &request).await?;
         let req = request.into_inner();
-        self.call_write(token, move |db, p| {
-            p.require_admin()?;
+        self.call(&ticket, move |db, p| {
             db.write(|c| roles::remove(c, &p.tenant_id, &req.group_id))
         })
         .await?;

@@ -3,8 +3,12 @@
 use roster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::{Api, bearer, convert};
-use crate::domain::{DomainError, MAX_TOKEN_GRACE_SECONDS, Principal, ScimType, TokenKind};
+use super::{Api, TenantRef, convert};
+use crate::domain::policy;
+use crate::domain::{
+    DomainError, MAX_TOKEN_GRACE_SECONDS, MAX_TOKEN_TTL_SECONDS, Principal, Rpc, ScimType,
+    TokenKind,
+};
 use crate::storage::{Db, now, tenants, tokens, users};
 
 impl Api {
@@ -33,12 +37,11 @@ impl pb::admin_service_server::AdminService for Api {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::CreateTenant, &request).await?;
         let req = request.into_inner();
         let policy = convert::password_policy_from(req.password_policy);
         let tenant = self
-            .call_write(token, move |db, p| {
-                p.require_operator()?;
+            .call(&ticket, move |db, _| {
                 db.write(|c| tenants::create(c, &req.name, policy))
             })
             .await?;
@@ -50,12 +53,9 @@ impl pb::admin_service_server::AdminService for Api {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::ListTenants, &request).await?;
         let all = self
-            .call(token, move |db, p| {
-                p.require_operator()?;
-                tenants::list(db.conn)
-            })
+            .call(&ticket, move |db, _| tenants::list(db.conn))
             .await?;
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: all
@@ -70,7 +70,16 @@ impl pb::admin_service_server::AdminService for Api {
         &self,
         request: Request<pb::UpdateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let token = bearer(&request)?;
+        let rpc = Rpc::UpdateTenant;
+        let named = request
+            .get_ref()
+            .tenant
+            .as_ref()
+            .map(|t| t.id.clone())
+            .unwrap_or_default();
+        let ticket = self
+            .authorize_on(rpc, &request, TenantRef::Id(&named))
+            .await?;
         let req = request.into_inner();
         let tenant = req.tenant.unwrap_or_default();
         let mut changes = tenants::TenantChanges::default();
@@ -92,13 +101,12 @@ impl pb::admin_service_server::AdminService for Api {
                 }
             }
         }
+        if changes.name.is_some() {
+            policy::may_rename_tenant(rpc, ticket.caller).map_err(Status::from)?;
+        }
         let id = tenant.id;
         let updated = self
-            .call_write(token, move |db, p| {
-                p.require_admin()?;
-                if changes.name.is_some() || (!id.is_empty() && id != p.tenant_id) {
-                    p.require_operator()?;
-                }
+            .call(&ticket, move |db, p| {
                 let id = if id.is_empty() {
                     p.tenant_id.clone()
                 } else {
@@ -117,9 +125,9 @@ impl pb::admin_service_server::AdminService for Api {
         &self,
         request: Request<pb::WhoAmIRequest>,
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::WhoAmI, &request).await?;
         let (tenant, p) = self
-            .call(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 Ok((tenants::find(db.conn, &p.tenant_id)?, p.clone()))
             })
             .await?;
@@ -138,29 +146,28 @@ impl pb::admin_service_server::AdminService for Api {
         &self,
         request: Request<pb::CreateTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        let token = bearer(&request)?;
-        let req = request.into_inner();
+        let rpc = Rpc::CreateToken;
+        let named = request.get_ref().tenant.clone();
         // Who may mint is checked first (before the request's own errors, and before any
         // slow Basic hash is computed), and again in the transaction.
-        self.principal(token.clone())
-            .await?
-            .require_admin()
-            .map_err(Status::from)?;
+        let ticket = self
+            .authorize_on(rpc, &request, TenantRef::Name(&named))
+            .await?;
+        let req = request.into_inner();
         let kind = convert::token_kind_from(req.kind).map_err(Status::from)?;
-        if req.ttl_seconds < 0 {
+        policy::may_manage_token(rpc, ticket.caller, kind).map_err(Status::from)?;
+        if !(0..=MAX_TOKEN_TTL_SECONDS).contains(&req.ttl_seconds) {
             return Err(Status::from(DomainError::invalid(
                 ScimType::InvalidValue,
-                "ttl_seconds must not be negative",
+                format!(
+                    "ttl_seconds must be between 0 (no expiry) and {MAX_TOKEN_TTL_SECONDS} (3650 days)"
+                ),
             )));
         }
         let minted = self.mint(req.basic_auth).await?;
         let secret = minted.secret.clone();
         let created = self
-            .call_write(token, move |db, p| {
-                p.require_admin()?;
-                if kind == TokenKind::Operator {
-                    p.require_operator()?;
-                }
+            .call(&ticket, move |db, p| {
                 let tenant = target_tenant(db, p, &req.tenant)?;
                 let user_id = (!req.user_id.is_empty()).then_some(req.user_id.as_str());
                 if kind == TokenKind::Admin
@@ -192,7 +199,11 @@ impl pb::admin_service_server::AdminService for Api {
         &self,
         request: Request<pb::RegenerateTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        let token = bearer(&request)?;
+        let rpc = Rpc::RegenerateToken;
+        let named = request.get_ref().tenant.clone();
+        let ticket = self
+            .authorize_on(rpc, &request, TenantRef::Name(&named))
+            .await?;
         let req = request.into_inner();
         if !(0..=MAX_TOKEN_GRACE_SECONDS).contains(&req.grace_seconds) {
             return Err(Status::from(DomainError::invalid(
@@ -200,23 +211,30 @@ impl pb::admin_service_server::AdminService for Api {
                 format!("grace_seconds must be between 0 and {MAX_TOKEN_GRACE_SECONDS}"),
             )));
         }
-        let id = req.id.clone();
+        let caller = ticket.caller;
+        // The token's kind is checked before a slow Basic hash is minted, and again in the
+        // transaction (the new token keeps the old one's kind).
+        let (id, name) = (req.id.clone(), req.tenant.clone());
         let basic = self
-            .call(token.clone(), move |db, p| {
-                p.require_admin()?;
-                tokens::is_basic(db.conn, &p.tenant_id, &id)
+            .call_read(&ticket, move |db, p| {
+                let tenant = target_tenant(db, p, &name)?;
+                let old = tokens::find_live(db.conn, &tenant.id, &id)?;
+                policy::may_manage_token(rpc, caller, old.kind)?;
+                Ok(old.basic)
             })
             .await?;
         let minted = self.mint(basic).await?;
         let secret = minted.secret.clone();
         let created = self
-            .call_write(token, move |db, p| {
-                p.require_admin()?;
+            .call(&ticket, move |db, p| {
+                let tenant = target_tenant(db, p, &req.tenant)?;
                 db.write(|c| {
+                    let old = tokens::find_live(c, &tenant.id, &req.id)?;
+                    policy::may_manage_token(rpc, caller, old.kind)?;
                     tokens::regenerate(
                         c,
-                        &p.tenant_id,
-                        &p.tenant_name,
+                        &tenant.id,
+                        &tenant.name,
                         &req.id,
                         req.grace_seconds,
                         &p.token_id,
@@ -238,17 +256,25 @@ impl pb::admin_service_server::AdminService for Api {
         &self,
         request: Request<pb::ListTokensRequest>,
     ) -> Result<Response<pb::ListTokensResponse>, Status> {
-        let token = bearer(&request)?;
-        let req = request.into_inner();
+        let rpc = Rpc::ListTokens;
+        let named = request.get_ref().tenant.clone();
+        let ticket = self
+            .authorize_on(rpc, &request, TenantRef::Name(&named))
+            .await?;
+        let caller = ticket.caller;
         let all = self
-            .call(token, move |db, p| {
-                p.require_admin()?;
-                let tenant = target_tenant(db, p, &req.tenant)?;
+            .call(&ticket, move |db, p| {
+                let tenant = target_tenant(db, p, &named)?;
                 tokens::list(db.conn, &tenant.id, &tenant.name)
             })
             .await?;
+        // Only the tokens the caller may act on (an admin never sees operator tokens).
         Ok(Response::new(pb::ListTokensResponse {
-            tokens: all.into_iter().map(convert::token).collect(),
+            tokens: all
+                .into_iter()
+                .filter(|t| policy::may_manage_token(rpc, caller, t.kind).is_ok())
+                .map(convert::token)
+                .collect(),
         }))
     }
 
@@ -257,11 +283,20 @@ impl pb::admin_service_server::AdminService for Api {
         &self,
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<()>, Status> {
-        let token = bearer(&request)?;
+        let rpc = Rpc::RevokeToken;
+        let named = request.get_ref().tenant.clone();
+        let ticket = self
+            .authorize_on(rpc, &request, TenantRef::Name(&named))
+            .await?;
+        let caller = ticket.caller;
         let req = request.into_inner();
-        self.call_write(token, move |db, p| {
-            p.require_admin()?;
-            db.write(|c| tokens::revoke(c, &p.tenant_id, &req.id))
+        self.call(&ticket, move |db, p| {
+            let tenant = target_tenant(db, p, &req.tenant)?;
+            db.write(|c| {
+                let old = tokens::find_live(c, &tenant.id, &req.id)?;
+                policy::may_manage_token(rpc, caller, old.kind)?;
+                tokens::revoke(c, &tenant.id, &req.id)
+            })
         })
         .await?;
         // At once here; other replicas stop trusting it within AUTH_CACHE_TTL.
@@ -270,16 +305,14 @@ impl pb::admin_service_server::AdminService for Api {
     }
 }
 
-/// The tenant an admin call acts on: the caller's own, or, for the operator, any.
+/// The tenant a call that names one acts on (the policy has let the caller name it: see
+/// [`Api::authorize_on`]): the caller's own when `name` is empty.
 fn target_tenant(
     db: &mut Db<'_>,
     p: &Principal,
     name: &str,
 ) -> Result<crate::domain::Tenant, DomainError> {
-    if !name.is_empty() && name != p.tenant_name {
-        p.require_operator()?;
-    }
-    if name.is_empty() {
+    if name.is_empty() || name == p.tenant_name {
         tenants::find(db.conn, &p.tenant_id)
     } else {
         tenants::find_by_name(db.conn, name)

@@ -16,13 +16,14 @@ use roster_proto::v1 as pb;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
+use crate::domain::policy::{self, Caller, Guard, Rpc};
 use crate::domain::{
     DomainError, GROUP_SORTS, GroupChanges, Page, PageRequest, PasswordPolicy, Position, Principal,
     Sort, SortAttr, TokenKind, USER_SORTS, UserField,
 };
 use crate::password;
 use crate::storage::paging::{HintKey, PageHints};
-use crate::storage::{Db, Store, filter, groups, tokens, users};
+use crate::storage::{Db, Store, filter, groups, roles, tokens, users};
 
 /// How long a replica trusts a token it has checked before asking the database again: the
 /// bound on how late a revocation made on another replica takes effect here.
@@ -137,67 +138,92 @@ impl Api {
         self
     }
 
-    /// Authenticates the caller and runs `f` (which only reads) on a database thread.
-    async fn call<T, F>(&self, cred: Credential, f: F) -> Result<T, Status>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
-    {
-        self.call_as(Access::Read, cred, f).await
+    /// Authenticates the caller of `rpc` and asks the policy whether it may call it (see
+    /// `domain::policy`): the first thing every handler does, before it reads its request.
+    async fn authorize<R>(&self, rpc: Rpc, request: &Request<R>) -> Result<Ticket, Status> {
+        let cred = bearer(request)?;
+        let principal = self.authenticate(&cred).await?;
+        let caller = policy::authorize(rpc, &principal).map_err(Status::from)?;
+        Ok(Ticket {
+            rpc,
+            cred,
+            principal,
+            caller,
+        })
     }
 
-    /// Authenticates the caller and runs `f`, which writes, through the store's write path.
-    /// Read-only tokens are refused.
-    async fn call_write<T, F>(&self, cred: Credential, f: F) -> Result<T, Status>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
-    {
-        self.call_as(Access::Write, cred, f).await
+    /// [`Api::authorize`] for an RPC whose request names the tenant it acts on
+    /// (`Tenancy::Named`): another tenant than the caller's needs what the policy says.
+    async fn authorize_on<R>(
+        &self,
+        rpc: Rpc,
+        request: &Request<R>,
+        tenant: TenantRef<'_>,
+    ) -> Result<Ticket, Status> {
+        let ticket = self.authorize(rpc, request).await?;
+        policy::authorize_tenant(rpc, ticket.caller, tenant.is_other(&ticket.principal))
+            .map_err(Status::from)?;
+        Ok(ticket)
     }
 
-    async fn call_as<T, F>(&self, access: Access, cred: Credential, f: F) -> Result<T, Status>
+    /// Runs `f` for an authorized call on a database thread: through the store's write path if
+    /// the RPC writes. The caller is authenticated and authorized again first (from this
+    /// replica's cache, mostly), so that a token revoked or demoted since the ticket was made
+    /// does not go on.
+    async fn call<T, F>(&self, ticket: &Ticket, f: F) -> Result<T, Status>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
     {
-        let write = access == Access::Write;
-        let known = match &cred {
-            Credential::Local(p) => Some(p.as_ref().clone()),
-            Credential::Bearer(secret) => self.auth.get(&tokens::hash_secret(secret)),
-            Credential::Basic { .. } => Some(self.basic_principal(&cred).await?),
-        };
-        if let Some(principal) = known {
-            access.check(&principal).map_err(Status::from)?;
-            let job = move |db: &mut Db<'_>| f(db, &principal);
-            let result = if write {
-                self.store.run_write(job).await
-            } else {
-                self.store.run(job).await
-            };
-            return result.map_err(Status::from);
-        }
-        // A bearer token this replica has not checked lately: check it and run `f` on the
-        // same database thread.
-        let Credential::Bearer(secret) = cred else {
-            return Err(Status::from(DomainError::Unauthenticated));
-        };
-        let key = tokens::hash_secret(&secret);
-        let job = move |db: &mut Db<'_>| {
-            let found = tokens::authenticate(db.conn, &secret)?;
-            let p = &found.principal;
-            let result = access.check(p).and_then(|()| f(db, p));
-            Ok((found, result))
-        };
-        let (found, result) = if write {
+        self.run_call(ticket, ticket.rpc.rule().writes, f).await
+    }
+
+    /// [`Api::call`] for a step of a call that only reads (e.g. before a slow mint), on the
+    /// read path whatever the RPC.
+    async fn call_read<T, F>(&self, ticket: &Ticket, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
+    {
+        self.run_call(ticket, false, f).await
+    }
+
+    async fn run_call<T, F>(&self, ticket: &Ticket, write: bool, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db<'_>, &Principal) -> Result<T, DomainError> + Send + 'static,
+    {
+        let principal = self.authenticate(&ticket.cred).await?;
+        policy::authorize(ticket.rpc, &principal).map_err(Status::from)?;
+        let job = move |db: &mut Db<'_>| f(db, &principal);
+        let result = if write {
             self.store.run_write(job).await
         } else {
             self.store.run(job).await
-        }
-        .map_err(Status::from)?;
-        self.touch(&found);
-        self.auth.put(key, found.principal);
+        };
         result.map_err(Status::from)
+    }
+
+    /// The principal a credential stands for (checked in the last [`AUTH_CACHE_TTL`] on this
+    /// replica, or now).
+    async fn authenticate(&self, cred: &Credential) -> Result<Principal, Status> {
+        let secret = match cred {
+            Credential::Local(p) => return Ok(p.as_ref().clone()),
+            Credential::Basic { .. } => return self.basic_principal(cred).await,
+            Credential::Bearer(secret) => secret.clone(),
+        };
+        let key = tokens::hash_secret(&secret);
+        if let Some(p) = self.auth.get(&key) {
+            return Ok(p);
+        }
+        let found = self
+            .store
+            .run(move |db| tokens::authenticate(db.conn, &secret))
+            .await
+            .map_err(Status::from)?;
+        self.touch(&found);
+        self.auth.put(key, found.principal.clone());
+        Ok(found.principal)
     }
 
     /// Records, at most once a minute per token, when it was used; off the request's path.
@@ -257,11 +283,6 @@ impl Api {
         Ok(found.principal)
     }
 
-    /// The caller, checked as for a read.
-    async fn principal(&self, cred: Credential) -> Result<Principal, Status> {
-        self.call(cred, |_, p| Ok(p.clone())).await
-    }
-
     /// The Argon2id hash of `password` under the caller's policy (`None`: not kept).
     async fn password_hash(
         &self,
@@ -284,18 +305,28 @@ impl Api {
     }
 }
 
-/// What a call must be allowed to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Read,
-    Write,
+/// A call the policy let through ([`Api::authorize`]): the only way to [`Api::call`].
+struct Ticket {
+    rpc: Rpc,
+    cred: Credential,
+    /// The caller, as authorized.
+    principal: Principal,
+    caller: Caller,
 }
 
-impl Access {
-    fn check(self, p: &Principal) -> Result<(), DomainError> {
+/// How a request names the tenant it acts on (empty: the caller's).
+#[derive(Clone, Copy)]
+enum TenantRef<'a> {
+    Name(&'a str),
+    Id(&'a str),
+}
+
+impl TenantRef<'_> {
+    /// Whether it names another tenant than `p`'s.
+    fn is_other(self, p: &Principal) -> bool {
         match self {
-            Access::Read => p.require_enabled(),
-            Access::Write => p.require_enabled().and_then(|()| p.require_write()),
+            TenantRef::Name(n) => !n.is_empty() && n != p.tenant_name,
+            TenantRef::Id(id) => !id.is_empty() && id != p.tenant_id,
         }
     }
 }
@@ -357,32 +388,33 @@ impl pb::user_service_server::UserService for Api {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let token = bearer(&request)?;
+        let rpc = Rpc::CreateUser;
+        let ticket = self.authorize(rpc, &request).await?;
         let mut user = request
             .into_inner()
             .user
             .ok_or_else(|| Status::invalid_argument("user is required"))?;
         let password = user.password.take();
         let input = convert::user_input(user);
-        let created = match password {
-            None => {
-                self.call_write(token, move |db, p| {
-                    let user = db.write(|c| users::create(c, &p.tenant_id, &input, None))?;
-                    Ok((user, p.default_role.clone()))
-                })
-                .await?
-            }
-            Some(password) => {
-                let principal = self.principal(token.clone()).await?;
-                let hash = self.password_hash(&principal, password).await?;
-                self.call_write(token, move |db, p| {
-                    let user =
-                        db.write(|c| users::create(c, &p.tenant_id, &input, hash.clone()))?;
-                    Ok((user, p.default_role.clone()))
-                })
-                .await?
-            }
+        if input.role.is_some()
+            && !policy::may_change_roles(rpc, Guard::UserRole, ticket.caller)
+                .map_err(Status::from)?
+        {
+            return Err(Status::from(policy::roles_denied(
+                Guard::UserRole,
+                ticket.caller,
+            )));
+        }
+        let hash = match password {
+            None => None,
+            Some(password) => self.password_hash(&ticket.principal, password).await?,
         };
+        let created = self
+            .call(&ticket, move |db, p| {
+                let user = db.write(|c| users::create(c, &p.tenant_id, &input, hash.clone()))?;
+                Ok((user, p.default_role.clone()))
+            })
+            .await?;
         Ok(Response::new(convert::user(created.0, &created.1)))
     }
 
@@ -391,10 +423,10 @@ impl pb::user_service_server::UserService for Api {
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::GetUser, &request).await?;
         let id = request.into_inner().id;
         let (user, default_role) = self
-            .call(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 Ok((
                     users::get(db.conn, &p.tenant_id, &id)?,
                     p.default_role.clone(),
@@ -409,7 +441,7 @@ impl pb::user_service_server::UserService for Api {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::ListUsers, &request).await?;
         let req = request.into_inner();
         let query = ListQuery {
             resource: "users",
@@ -425,7 +457,7 @@ impl pb::user_service_server::UserService for Api {
         let filter = filter::parse(&query.filter).map_err(Status::from)?;
         let hints = Arc::clone(&self.hints);
         let ((found, scope), default_role) = self
-            .call(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 let found = paged(&hints, p, query, |page, total| {
                     users::list(db.conn, &p.tenant_id, filter.as_ref(), page, total)
                 })?;
@@ -449,7 +481,8 @@ impl pb::user_service_server::UserService for Api {
         &self,
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        let token = bearer(&request)?;
+        let rpc = Rpc::UpdateUser;
+        let ticket = self.authorize(rpc, &request).await?;
         let req = request.into_inner();
         let mut user = req
             .user
@@ -462,17 +495,20 @@ impl pb::user_service_server::UserService for Api {
         let full_replace = paths.len() == 1 && paths[0] == "*";
         let sets_password = fields.contains(&UserField::Password) || full_replace;
         let password_hash = match (sets_password, password) {
-            (true, Some(pw)) => {
-                let principal = self.principal(token.clone()).await?;
-                Some(self.password_hash(&principal, pw).await?)
-            }
+            (true, Some(pw)) => Some(self.password_hash(&ticket.principal, pw).await?),
             // Named in the mask without a value: clear the stored hash.
             (true, None) if !full_replace => Some(None),
             _ => None,
         };
+        // A caller that may not change roles may still write `role` as it is stored (a full
+        // replace that carries the role it read): only a change is refused.
+        let role_guarded = fields.contains(&UserField::Role)
+            && !policy::may_change_roles(rpc, Guard::UserRole, ticket.caller)
+                .map_err(Status::from)?;
+        let caller = ticket.caller;
         let input = convert::user_input(user);
         let updated = self
-            .call_write(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 let upd = users::UserUpdate {
                     id: &id,
                     input: &input,
@@ -480,7 +516,12 @@ impl pb::user_service_server::UserService for Api {
                     password_hash: password_hash.clone(),
                     expected_version: expected,
                 };
-                let user = db.write(|c| users::update(c, &p.tenant_id, &upd))?;
+                let user = db.write(|c| {
+                    if role_guarded && users::get(c, &p.tenant_id, &id)?.attrs.role != input.role {
+                        return Err(policy::roles_denied(Guard::UserRole, caller).into());
+                    }
+                    users::update(c, &p.tenant_id, &upd)
+                })?;
                 Ok((user, p.default_role.clone()))
             })
             .await?;
@@ -493,11 +534,11 @@ impl pb::user_service_server::UserService for Api {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<()>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::DeleteUser, &request).await?;
         let req = request.into_inner();
         let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
         let id = req.id.clone();
-        self.call_write(token, move |db, p| {
+        self.call(&ticket, move |db, p| {
             db.write(|c| users::delete(c, &p.tenant_id, &req.id, expected))
         })
         .await?;
@@ -578,7 +619,7 @@ impl pb::group_service_server::GroupService for Api {
         &self,
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::CreateGroup, &request).await?;
         let req = request.into_inner();
         let full = convert::with_members(req.view);
         let group = req
@@ -586,7 +627,7 @@ impl pb::group_service_server::GroupService for Api {
             .ok_or_else(|| Status::invalid_argument("group is required"))?;
         let members: Vec<String> = group.members.into_iter().map(|m| m.user_id).collect();
         let created = self
-            .call_write(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 let id = db.write(|c| {
                     groups::create(
                         c,
@@ -607,11 +648,11 @@ impl pb::group_service_server::GroupService for Api {
         &self,
         request: Request<pb::GetGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::GetGroup, &request).await?;
         let req = request.into_inner();
         let full = convert::with_members(req.view);
         let group = self
-            .call(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 groups::get(db.conn, &p.tenant_id, &req.id, full)
             })
             .await?;
@@ -623,7 +664,7 @@ impl pb::group_service_server::GroupService for Api {
         &self,
         request: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::ListGroups, &request).await?;
         let req = request.into_inner();
         let full = convert::with_members(req.view);
         let query = ListQuery {
@@ -640,7 +681,7 @@ impl pb::group_service_server::GroupService for Api {
         let filter = filter::parse(&query.filter).map_err(Status::from)?;
         let hints = Arc::clone(&self.hints);
         let (found, scope) = self
-            .call(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 paged(&hints, p, query, |page, total| {
                     groups::list(db.conn, &p.tenant_id, filter.as_ref(), page, full, total)
                 })
@@ -659,7 +700,7 @@ impl pb::group_service_server::GroupService for Api {
         &self,
         request: Request<pb::UpdateGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::UpdateGroup, &request).await?;
         let req = request.into_inner();
         let full = convert::with_members(req.view);
         let group = req
@@ -690,9 +731,13 @@ impl pb::group_service_server::GroupService for Api {
             .map_err(Status::from)?;
         let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
         let id = group.id;
+        let guard = MappedGroupGuard::new(&ticket, !ops.is_empty())?;
         let updated = self
-            .call_write(token, move |db, p| {
-                db.write(|c| groups::update(c, &p.tenant_id, &id, &changes, &ops, expected))?;
+            .call(&ticket, move |db, p| {
+                db.write(|c| {
+                    guard.check(c, &p.tenant_id, &id)?;
+                    groups::update(c, &p.tenant_id, &id, &changes, &ops, expected)
+                })?;
                 groups::get(db.conn, &p.tenant_id, &id, full)
             })
             .await?;
@@ -706,11 +751,15 @@ impl pb::group_service_server::GroupService for Api {
         &self,
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<()>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::DeleteGroup, &request).await?;
         let req = request.into_inner();
         let expected = convert::expected_version(&req.etag).map_err(Status::from)?;
-        self.call_write(token, move |db, p| {
-            db.write(|c| groups::delete(c, &p.tenant_id, &req.id, expected))
+        let guard = MappedGroupGuard::new(&ticket, true)?;
+        self.call(&ticket, move |db, p| {
+            db.write(|c| {
+                guard.check(c, &p.tenant_id, &req.id)?;
+                groups::delete(c, &p.tenant_id, &req.id, expected)
+            })
         })
         .await?;
         self.auth.forget_admins(None);
@@ -722,7 +771,7 @@ impl pb::group_service_server::GroupService for Api {
         &self,
         request: Request<pb::GroupMembersRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        self.change_members(request, crate::domain::MemberOp::Add)
+        self.change_members(Rpc::AddGroupMembers, request, crate::domain::MemberOp::Add)
             .await
     }
 
@@ -731,8 +780,12 @@ impl pb::group_service_server::GroupService for Api {
         &self,
         request: Request<pb::GroupMembersRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        self.change_members(request, crate::domain::MemberOp::Remove)
-            .await
+        self.change_members(
+            Rpc::RemoveGroupMembers,
+            request,
+            crate::domain::MemberOp::Remove,
+        )
+        .await
     }
 
     #[tracing::instrument(skip_all, name = "ListGroupMembers")]
@@ -740,12 +793,12 @@ impl pb::group_service_server::GroupService for Api {
         &self,
         request: Request<pb::ListGroupMembersRequest>,
     ) -> Result<Response<pb::ListGroupMembersResponse>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(Rpc::ListGroupMembers, &request).await?;
         let req = request.into_inner();
         let size = convert::page_size(req.page_size).map_err(Status::from)?;
         let after = convert::parse_page_token(&req.page_token).map_err(Status::from)?;
         let (members, next) = self
-            .call(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 groups::list_members(db.conn, &p.tenant_id, &req.group_id, size, after.as_deref())
             })
             .await?;
@@ -759,17 +812,20 @@ impl pb::group_service_server::GroupService for Api {
 impl Api {
     async fn change_members(
         &self,
+        rpc: Rpc,
         request: Request<pb::GroupMembersRequest>,
         op: fn(Vec<String>) -> crate::domain::MemberOp,
     ) -> Result<Response<pb::Group>, Status> {
-        let token = bearer(&request)?;
+        let ticket = self.authorize(rpc, &request).await?;
         let req = request.into_inner();
         let full = convert::with_members(req.view);
         let ops = [op(req.user_ids)];
         let id = req.group_id;
+        let guard = MappedGroupGuard::new(&ticket, true)?;
         let group = self
-            .call_write(token, move |db, p| {
+            .call(&ticket, move |db, p| {
                 db.write(|c| {
+                    guard.check(c, &p.tenant_id, &id)?;
                     groups::update(c, &p.tenant_id, &id, &GroupChanges::default(), &ops, None)
                 })?;
                 groups::get(db.conn, &p.tenant_id, &id, full)
@@ -777,5 +833,42 @@ impl Api {
             .await?;
         self.auth.forget_admins(None);
         Ok(Response::new(convert::group(group)))
+    }
+}
+
+/// [`Guard::MappedGroup`] for one call: a caller that may not change roles may not change the
+/// members of a group mapped to a role (nor delete it), checked in the write's transaction.
+#[derive(Clone, Copy)]
+struct MappedGroupGuard {
+    /// The caller, when the call changes members and the caller may not change roles.
+    refused: Option<Caller>,
+}
+
+impl MappedGroupGuard {
+    /// For `ticket`'s call, which changes members if `changes_members`.
+    fn new(ticket: &Ticket, changes_members: bool) -> Result<MappedGroupGuard, Status> {
+        let may = policy::may_change_roles(ticket.rpc, Guard::MappedGroup, ticket.caller)
+            .map_err(Status::from)?;
+        Ok(MappedGroupGuard {
+            refused: (changes_members && !may).then_some(ticket.caller),
+        })
+    }
+
+    fn check(
+        self,
+        c: &mut crate::storage::DbConnection,
+        tenant_id: &str,
+        group_id: &str,
+    ) -> Result<(), DomainError> {
+        let Some(caller) = self.refused else {
+            return Ok(());
+        };
+        if roles::list(c, tenant_id)?
+            .iter()
+            .any(|m| m.group_id == group_id)
+        {
+            return Err(policy::roles_denied(Guard::MappedGroup, caller));
+        }
+        Ok(())
     }
 }

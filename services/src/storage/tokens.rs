@@ -193,10 +193,21 @@ fn live(conn: &mut DbConnection, tenant_id: &str, id: &str) -> Result<TokenRow, 
         .ok_or_else(|| DomainError::not_found("token", id).into())
 }
 
-/// Whether a live token of `tenant_id` is HTTP Basic credentials (NOT_FOUND if there is no
-/// such live token): its replacement must be minted the same way.
-pub fn is_basic(conn: &mut DbConnection, tenant_id: &str, id: &str) -> Result<bool, DomainError> {
-    let found: Option<Option<String>> = tokens::table
+/// What the policy and [`regenerate`] need to know of a live token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveToken {
+    pub kind: TokenKind,
+    /// HTTP Basic credentials: a replacement must be minted the same way.
+    pub basic: bool,
+}
+
+/// A live token of `tenant_id` (one that still works), or NOT_FOUND.
+pub fn find_live(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<LiveToken, DomainError> {
+    let found: Option<(String, Option<String>)> = tokens::table
         .filter(tokens::tenant_id.eq(tenant_id))
         .filter(tokens::id.eq(id))
         .filter(
@@ -204,12 +215,15 @@ pub fn is_basic(conn: &mut DbConnection, tenant_id: &str, id: &str) -> Result<bo
                 .is_null()
                 .or(tokens::expires_at.gt(now())),
         )
-        .select(tokens::basic_username)
+        .select((tokens::kind, tokens::basic_username))
         .load(conn)
         .map(first)?;
-    found
-        .map(|u| u.is_some())
-        .ok_or_else(|| DomainError::not_found("token", id))
+    let (kind, basic) = found.ok_or_else(|| DomainError::not_found("token", id))?;
+    Ok(LiveToken {
+        kind: TokenKind::parse(&kind)
+            .ok_or_else(|| DomainError::internal(format!("token {id} has no known kind")))?,
+        basic: basic.is_some(),
+    })
 }
 
 /// Replaces a token's secret: a new token for the same purpose, while the old secret works
