@@ -17,3 +17,4 @@ mod races;
 mod replay;
 mod roles;
 mod users;
+mod values;
