@@ -83,6 +83,29 @@ fn lock_row(conn: &mut DbConnection, tenant_id: &str, id: &str) -> QueryResult<O
     }
 }
 
+/// Locks the rows of the groups `sorted_ids` (in that order, which must be id order) on
+/// PostgreSQL, as [`lock_row`] does one: the first step of the lock order that deleting a user
+/// follows (see `users::delete`). SQLite has one writer.
+pub(crate) fn lock_rows(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    sorted_ids: &[String],
+) -> QueryResult<()> {
+    let DbConnection::Postgres(c) = conn else {
+        return Ok(());
+    };
+    for chunk in sorted_ids.chunks(CHUNK) {
+        groups::table
+            .filter(groups::tenant_id.eq(tenant_id))
+            .filter(groups::id.eq_any(chunk))
+            .select(groups::id)
+            .order(groups::id)
+            .for_no_key_update()
+            .load::<String>(c)?;
+    }
+    Ok(())
+}
+
 /// The members of each of `group_ids`, with each user's display name (or user name).
 fn members_of(
     conn: &mut DbConnection,
@@ -399,7 +422,19 @@ fn distinct(ids: &[String]) -> Result<Vec<&str>, DomainError> {
         .collect())
 }
 
+fn not_a_user(id: &str) -> DomainError {
+    DomainError::invalid(
+        ScimType::InvalidValue,
+        format!("member {id:?} is not a user of this tenant"),
+    )
+}
+
 /// Adds members; returns how many were not members before. Unknown user ids are refused.
+///
+/// On PostgreSQL the users added stay key-share locked (`FOR KEY SHARE`, as the foreign key
+/// check would lock them) until the transaction ends, so that a concurrent deletion of one of
+/// them either waits for this change (and then removes the new membership) or has happened
+/// (and the user is unknown here).
 fn add_members(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -409,19 +444,18 @@ fn add_members(
     let ids = distinct(user_ids)?;
     let mut added = 0i64;
     for chunk in ids.chunks(CHUNK) {
-        let known: HashSet<String> = users::table
+        let known = users::table
             .filter(users::tenant_id.eq(tenant_id))
             .filter(users::id.eq_any(chunk))
-            .select(users::id)
-            .load::<String>(conn)?
-            .into_iter()
-            .collect();
+            .select(users::id);
+        let known: HashSet<String> = match conn {
+            DbConnection::Postgres(c) => known.for_key_share().load::<String>(c)?,
+            DbConnection::Sqlite(c) => known.load::<String>(c)?,
+        }
+        .into_iter()
+        .collect();
         if let Some(missing) = chunk.iter().find(|id| !known.contains(**id)) {
-            return Err(DomainError::invalid(
-                ScimType::InvalidValue,
-                format!("member {missing:?} is not a user of this tenant"),
-            )
-            .into());
+            return Err(not_a_user(missing).into());
         }
         let present: HashSet<String> = group_members::table
             .filter(group_members::tenant_id.eq(tenant_id))
@@ -443,7 +477,17 @@ fn add_members(
             })
             .collect();
         for rows in rows.chunks(CHUNK / 3) {
-            added += insert_ignoring_present(conn, rows)?;
+            added += insert_ignoring_present(conn, rows).map_err(|e| match e {
+                // A user gone after all is an unknown user, as above (never an internal error).
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    _,
+                ) => TxError::from(DomainError::invalid(
+                    ScimType::InvalidValue,
+                    "a member is not a user of this tenant (it was just deleted)",
+                )),
+                other => TxError::from(other),
+            })?;
         }
     }
     Ok(added)

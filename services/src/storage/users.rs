@@ -776,18 +776,40 @@ pub fn update(
 }
 
 /// Deletes a user, its e-mail keys and its memberships (keeping member counts right).
+///
+/// Lock order (PostgreSQL), shared with every membership change, which locks its group and
+/// then the users it adds (`FOR KEY SHARE`): first the user's groups, in id order, then the
+/// user (`FOR UPDATE`, which waits for the adders that hold a key-share lock on it and makes
+/// later ones find no such user). A membership added between the first read and the user's
+/// lock is in a group not locked: the transaction then starts over, to take the locks in
+/// order. Each group loses one member for each membership row this transaction itself deleted.
 pub fn delete(
     conn: &mut DbConnection,
     tenant_id: &str,
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<(), TxError> {
-    let version: Option<i64> = users::table
-        .filter(users::tenant_id.eq(tenant_id))
-        .filter(users::id.eq(id))
-        .select(users::version)
-        .load(conn)
-        .map(first)?;
+    if !storable_id(id) {
+        return Err(DomainError::not_found("user", id).into());
+    }
+    let mut group_ids = member_of(conn, tenant_id, id)?;
+    group_ids.sort_unstable();
+    super::groups::lock_rows(conn, tenant_id, &group_ids)?;
+    let version: Option<i64> = match conn {
+        DbConnection::Postgres(c) => users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq(id))
+            .select(users::version)
+            .for_update()
+            .load(c)
+            .map(first)?,
+        DbConnection::Sqlite(_) => users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq(id))
+            .select(users::version)
+            .load(conn)
+            .map(first)?,
+    };
     let Some(version) = version else {
         return Err(DomainError::not_found("user", id).into());
     };
@@ -799,13 +821,22 @@ pub fn delete(
         }
         .into());
     }
-    let group_ids: Vec<String> = group_members::table
+    // No membership of this user can appear any more; one that appeared since the first read
+    // is in a group not locked.
+    if member_of(conn, tenant_id, id)?
+        .iter()
+        .any(|g| group_ids.binary_search(g).is_err())
+    {
+        return Err(TxError::Retry);
+    }
+    let memberships = group_members::table
         .filter(group_members::tenant_id.eq(tenant_id))
-        .filter(group_members::user_id.eq(id))
-        .select(group_members::group_id)
-        .load(conn)?;
+        .filter(group_members::user_id.eq(id));
+    let removed: Vec<String> = on_backend!(conn, |c| diesel::delete(memberships)
+        .returning(group_members::group_id)
+        .get_results(c))?;
     let at = now();
-    for chunk in group_ids.chunks(CHUNK) {
+    for chunk in removed.chunks(CHUNK) {
         diesel::update(
             groups::table
                 .filter(groups::tenant_id.eq(tenant_id))
@@ -819,12 +850,6 @@ pub fn delete(
         .execute(conn)?;
     }
     diesel::delete(
-        group_members::table
-            .filter(group_members::tenant_id.eq(tenant_id))
-            .filter(group_members::user_id.eq(id)),
-    )
-    .execute(conn)?;
-    diesel::delete(
         user_emails::table
             .filter(user_emails::tenant_id.eq(tenant_id))
             .filter(user_emails::user_id.eq(id)),
@@ -837,6 +862,15 @@ pub fn delete(
     )
     .execute(conn)?;
     Ok(())
+}
+
+/// The ids of the groups `user_id` is a member of.
+fn member_of(conn: &mut DbConnection, tenant_id: &str, user_id: &str) -> QueryResult<Vec<String>> {
+    group_members::table
+        .filter(group_members::tenant_id.eq(tenant_id))
+        .filter(group_members::user_id.eq(user_id))
+        .select(group_members::group_id)
+        .load(conn)
 }
 
 /// What [`finish_name_keys`] changed.
