@@ -20,3 +20,4 @@ mod replay;
 mod roles;
 mod shutdown;
 mod users;
+mod values;

@@ -1,16 +1,19 @@
 //! Concurrent writes (RFC 7644 has no lock; Roster relies on none either, since several service
 //! replicas share one PostgreSQL): membership PATCHes of one group all take effect, and PATCHes
-//! of different attributes of one user never lose an update.
+//! of different attributes of one user never lose an update, and deleting users while their
+//! groups' members change keeps every member count equal to the members.
 
 use reqwest::Method;
+use roster_proto::v1 as pb;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::harness::{TestServer, on_both_backends, send};
+use crate::harness::{TestServer, authed, on_both_backends, send};
 
 on_both_backends!(
     concurrent_membership_patches_all_take_effect,
     concurrent_attribute_patches_lose_nothing,
+    deleting_users_races_with_membership_patches,
 );
 
 async fn create(server: &TestServer, path: &str, body: Value) -> String {
@@ -153,4 +156,91 @@ async fn concurrent_attribute_patches_lose_nothing(server: &TestServer) {
         "Analytical Engines",
         "{body}"
     );
+}
+
+/// Issue 8, finding 4: 200 pairs of `DELETE /Users/u` and a PATCH of one of u's groups adding
+/// or removing u, all at once. No 5xx (a foreign key violation was a 500), and afterwards
+/// every group's member count equals its member list (it ended at -2 with no members).
+async fn deleting_users_races_with_membership_patches(server: &TestServer) {
+    const PAIRS: usize = 200;
+    const GROUPS: usize = 4;
+    let mut users = Vec::with_capacity(PAIRS);
+    for i in 0..PAIRS {
+        users.push(
+            create(
+                server,
+                "/Users",
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("d{i}@example.com")}),
+            )
+            .await,
+        );
+    }
+    // User i is a member of group (i + 1) % GROUPS; an odd i of group i % GROUPS too.
+    let mut groups = Vec::with_capacity(GROUPS);
+    for g in 0..GROUPS {
+        let members: Vec<Value> = users
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (i + 1) % GROUPS == g || (i % 2 == 1 && i % GROUPS == g))
+            .map(|(_, u)| json!({"value": u}))
+            .collect();
+        groups.push(
+            create(
+                server,
+                "/Groups",
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("G{g}"), "members": members}),
+            )
+            .await,
+        );
+    }
+    // Pair i: delete user i; PATCH group i % GROUPS adding it (even i) or removing it (odd i).
+    let mut set = JoinSet::new();
+    for (i, user) in users.iter().enumerate() {
+        let delete = server.scim_req(Method::DELETE, &format!("/Users/{user}"));
+        let op = if i % 2 == 0 {
+            json!([{"op": "add", "path": "members", "value": [{"value": user}]}])
+        } else {
+            json!([{"op": "Remove", "path": "members", "value": [{"value": user}]}])
+        };
+        let change = server
+            .scim_req(Method::PATCH, &format!("/Groups/{}", groups[i % GROUPS]))
+            .json(&patch(op));
+        set.spawn(async move { ("DELETE", i, send(delete).await) });
+        set.spawn(async move { ("PATCH", i, send(change).await) });
+    }
+    while let Some(done) = set.join_next().await {
+        let (what, i, (status, body)) = done.expect("task");
+        match (what, status.as_u16()) {
+            ("DELETE", 204) | ("PATCH", 204 | 200) => {}
+            // The add came after the deletion: the user is unknown, as any unknown member.
+            ("PATCH", 400) if i % 2 == 0 => {
+                assert_eq!(body["scimType"], "invalidValue", "{body}");
+            }
+            _ => panic!("{what} of pair {i}: {status} {body}"),
+        }
+    }
+    // Every user is gone, so every group is empty, and says so.
+    let mut client = pb::group_service_client::GroupServiceClient::new(server.channel().await);
+    for group in &groups {
+        let got = client
+            .get_group(authed(
+                &server.scim_token,
+                pb::GetGroupRequest {
+                    id: group.clone(),
+                    view: pb::GroupView::Full as i32,
+                },
+            ))
+            .await
+            .expect("GetGroup")
+            .into_inner();
+        assert_eq!(
+            got.member_count,
+            got.members.len() as i64,
+            "{}: member count {} for members {:?}",
+            got.display_name,
+            got.member_count,
+            got.members
+        );
+        assert!(got.members.is_empty(), "{:?}", got.members);
+    }
 }

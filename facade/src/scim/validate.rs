@@ -3,7 +3,9 @@
 //!
 //! Every declared attribute must have its declared type (a string, a boolean (Entra's
 //! `"True"`/`"False"` strings accepted), a complex object, a list for a multi-valued one); every
-//! string must fit its length limit ([`max_chars`], the one place that defines them); an
+//! string (and every key of an undeclared object) must keep the shared value rules of
+//! `roster_proto::limits`, which the service enforces too: its length limit (`limits::max_chars`) and
+//! no control characters but tab and line breaks in free text (none in names); an
 //! `emails.value` must look like an address; at most one value of a multi-valued attribute may
 //! be `primary`. Read-only attributes (`id`, `meta`, `groups`, `members.display`, ...) are
 //! ignored on input (RFC 7643 §2.2), so they are not checked.
@@ -25,15 +27,7 @@ use super::{
 };
 use crate::error::ScimError;
 
-/// The length limit of any string in a body, in characters (4 bytes each at most in UTF-8, so
-/// anything under it also fits the service's 4096-byte limit).
-pub(crate) const MAX_STRING_CHARS: usize = 1024;
-/// `userName`: sign-in names and e-mail addresses are far shorter.
-pub(crate) const MAX_USER_NAME_CHARS: usize = 256;
-/// A Group's `displayName`.
-pub(crate) const MAX_GROUP_NAME_CHARS: usize = 256;
-/// `emails.value`: the longest address SMTP can carry (RFC 5321 §4.5.3.1.3, less the brackets).
-pub(crate) const MAX_EMAIL_CHARS: usize = 254;
+use roster_proto::limits::{self, MAX_STRING_CHARS};
 
 /// The resource a body describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,25 +36,22 @@ pub(crate) enum Resource {
     Group,
 }
 
-/// The length limit of the string at `path` (canonical attribute names joined with dots).
-pub(crate) fn max_chars(resource: Resource, path: &str) -> usize {
-    match (resource, path) {
-        (Resource::User, "userName") => MAX_USER_NAME_CHARS,
-        (Resource::User, "emails.value") => MAX_EMAIL_CHARS,
-        (Resource::Group, "displayName") => MAX_GROUP_NAME_CHARS,
-        _ => MAX_STRING_CHARS,
+impl From<Resource> for limits::Resource {
+    fn from(r: Resource) -> Self {
+        match r {
+            Resource::User => limits::Resource::User,
+            Resource::Group => limits::Resource::Group,
+        }
     }
 }
 
-/// 400 `invalidValue` when `value` is longer than the limit of `path`.
+/// 400 `invalidValue` when `value` breaks the shared rules of `path` ([`limits::check`]): longer
+/// than its limit, or holding a control character it may not hold.
 pub(crate) fn check_length(resource: Resource, path: &str, value: &str) -> Result<(), ScimError> {
-    let max = max_chars(resource, path);
-    if value.chars().count() > max {
-        return Err(ScimError::invalid_value(format!(
-            "'{path}' is longer than {max} characters"
-        )));
+    match limits::check(resource.into(), path, value) {
+        Some(why) => Err(ScimError::invalid_value(why)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A plausible e-mail address: one `@` between a non-empty local part and a non-empty domain,
@@ -186,9 +177,11 @@ impl Checker {
         Ok(())
     }
 
-    /// An attribute no schema declares: refused in strict mode, else only its strings' lengths.
+    /// An attribute no schema declares: refused in strict mode, else only its strings (and
+    /// keys) against the shared rules.
     fn unknown(&self, key: &str, value: &Value, prefix: &str) -> Result<(), ScimError> {
-        let path = format!("{prefix}{key}");
+        let path = format!("{prefix}{}", key.escape_debug());
+        check_text(key, &path)?;
         if self.strict {
             return Err(ScimError::invalid_value(format!(
                 "'{path}' is not an attribute of the resource's schemas (strict schema mode)"
@@ -280,15 +273,24 @@ impl Checker {
     }
 }
 
-/// The length of every string in an undeclared value, at any depth.
+/// Every string and key of an undeclared value, at any depth, against the shared rules of
+/// any string.
 fn check_strings(value: &Value, path: &str) -> Result<(), ScimError> {
     match value {
-        Value::String(s) if s.chars().count() > MAX_STRING_CHARS => Err(ScimError::invalid_value(
-            format!("a string in '{path}' is longer than {MAX_STRING_CHARS} characters"),
-        )),
+        Value::String(s) => check_text(s, path),
         Value::Array(items) => items.iter().try_for_each(|v| check_strings(v, path)),
-        Value::Object(map) => map.values().try_for_each(|v| check_strings(v, path)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            check_text(k, path)?;
+            check_strings(v, path)
+        }),
         _ => Ok(()),
+    }
+}
+
+fn check_text(text: &str, path: &str) -> Result<(), ScimError> {
+    match limits::check_with(text, path, MAX_STRING_CHARS, false) {
+        Some(why) => Err(ScimError::invalid_value(format!("a string in {why}"))),
+        None => Ok(()),
     }
 }
 
@@ -424,6 +426,37 @@ mod tests {
         )
         .unwrap();
         let group = json!({"schemas": [GROUP_URN], "displayName": long(257)});
+        err(&group, Resource::Group, false);
+    }
+
+    #[test]
+    fn control_characters_are_refused_by_the_shared_rule() {
+        for extra in [
+            json!({"userName": "a\u{0}b"}),
+            json!({"userName": "ada\n"}),
+            json!({"externalId": "x\ty"}),
+            json!({"title": "a\u{1}"}),
+            json!({"emails": [{"value": "a@b", "display": "x\u{0}"}]}),
+            json!({"phoneNumbers": [{"value": "555\u{0}"}]}),
+            json!({"custom": {"deep": ["\u{1f}"]}}),
+            json!({"custom": {"ke\u{0}y": "v"}}),
+            json!({"cus\u{0}tom": 1}),
+            json!({(ENTERPRISE_USER_URN): {"department": "R\u{0}D"}}),
+        ] {
+            let e = err(&user(extra.clone()), Resource::User, false);
+            assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{extra}");
+        }
+        // Free text keeps its line breaks and tabs.
+        check_resource(
+            &user(
+                json!({"addresses": [{"formatted": "1 Main St\r\nSpringfield\t"}],
+                         "custom": {"note": "a\nb"}}),
+            ),
+            Resource::User,
+            false,
+        )
+        .unwrap();
+        let group = json!({"schemas": [GROUP_URN], "displayName": "a\u{0}"});
         err(&group, Resource::Group, false);
     }
 

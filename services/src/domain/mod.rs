@@ -90,8 +90,26 @@ pub struct GroupChanges {
     pub external_id: Option<Option<String>>,
 }
 
-/// Longest accepted value of a single string attribute.
-pub const MAX_STRING_LEN: usize = 4096;
+pub use roster_proto::limits;
+use roster_proto::limits::Resource;
+
+/// Checks one string of a User or Group against the shared [`limits`]: its length and its
+/// control characters. `path` names the attribute in the error.
+pub fn check_text(resource: Resource, path: &str, value: &str) -> Result<(), DomainError> {
+    match limits::check(resource, path, value) {
+        Some(why) => Err(DomainError::invalid(ScimType::InvalidValue, why)),
+        None => Ok(()),
+    }
+}
+
+/// [`check_text`] of an optional value.
+pub fn check_opt_text(
+    resource: Resource,
+    path: &str,
+    value: Option<&str>,
+) -> Result<(), DomainError> {
+    value.map_or(Ok(()), |v| check_text(resource, path, v))
+}
 
 /// Validates a group's display name.
 pub fn validate_display_name(name: &str) -> Result<(), DomainError> {
@@ -101,13 +119,33 @@ pub fn validate_display_name(name: &str) -> Result<(), DomainError> {
             "displayName is required",
         ));
     }
-    if name.len() > MAX_STRING_LEN {
-        return Err(DomainError::invalid(
-            ScimType::InvalidValue,
-            "displayName is too long",
-        ));
+    check_text(Resource::Group, "displayName", name)
+}
+
+/// Validates a group's external id.
+pub fn validate_group_external_id(external_id: Option<&str>) -> Result<(), DomainError> {
+    check_opt_text(Resource::Group, "externalId", external_id)
+}
+
+/// The key under which a name is unique and looked up: a User's `userName`, a Group's
+/// `displayName`, an e-mail address. Two names are the same name when they are equal after
+/// trimming white space at both ends, Unicode canonical normalisation (NFC: "é" written as one
+/// code point or as "e" and a combining accent) and lower-casing. The name itself is kept as
+/// written.
+pub fn name_key(name: &str) -> String {
+    folded(name.trim())
+}
+
+/// `value` normalised (NFC) and lower-cased, not trimmed: what the stored keys of
+/// [`name_key`] are compared with by `sw`, `co`, `ew` and ordering filters.
+pub fn folded(value: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if value.is_ascii() {
+        return value.to_ascii_lowercase();
     }
-    Ok(())
+    // Lower-cased in decomposed form, then composed: canonically equivalent names get one key.
+    let lower = value.nfd().collect::<String>().to_lowercase();
+    lower.nfc().collect()
 }
 
 /// A token as listed (never its secret).
@@ -142,3 +180,37 @@ pub const MAX_TOKEN_GRACE_SECONDS: i64 = 30 * 24 * 3600;
 
 /// Longest lifetime of a new token (`ttl_seconds`): 3650 days.
 pub const MAX_TOKEN_TTL_SECONDS: i64 = 3650 * 24 * 3600;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_same_after_trimming_normalising_and_lower_casing() {
+        let nfc = "Jos\u{e9}";
+        let nfd = "Jose\u{301}";
+        assert_ne!(nfc, nfd);
+        assert_eq!(name_key(nfc), name_key(nfd));
+        assert_eq!(name_key(nfc), "jos\u{e9}");
+        assert_eq!(name_key("ada "), name_key("ada"));
+        assert_eq!(name_key("\u{a0}ADA\t"), "ada");
+        assert_eq!(name_key("\u{c9}MILE"), name_key("e\u{301}mile"));
+        assert_ne!(name_key("ada"), name_key("a da"));
+        // Patterns are not trimmed.
+        assert_eq!(folded("Ada "), "ada ");
+        assert_eq!(folded("JOSE\u{301}"), "jos\u{e9}");
+    }
+
+    #[test]
+    fn group_values_follow_the_shared_limits() {
+        assert!(validate_display_name("Team").is_ok());
+        assert!(validate_display_name(" ").is_err());
+        assert!(validate_display_name("a\0").is_err());
+        assert!(validate_display_name(&"x".repeat(257)).is_err());
+        assert!(validate_display_name(&"x".repeat(256)).is_ok());
+        assert!(validate_group_external_id(Some(&"x".repeat(1025))).is_err());
+        assert!(validate_group_external_id(Some("a\nb")).is_err());
+        assert!(validate_group_external_id(Some(&"x".repeat(1024))).is_ok());
+        assert!(validate_group_external_id(None).is_ok());
+    }
+}

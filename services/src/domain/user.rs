@@ -3,14 +3,12 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{
-    ADMIN_ROLE, DomainError, EffectiveRole, MAX_STRING_LEN, MappedRole, ScimType, effective_role,
-};
+use roster_proto::limits::{self, MAX_ATTRIBUTES_BYTES, MAX_EMAILS, MAX_STRING_CHARS, Resource};
 
-/// Longest accepted `attributes_json` document.
-pub const MAX_ATTRIBUTES_LEN: usize = 64 * 1024;
-/// Most e-mail addresses one user may have.
-pub const MAX_EMAILS: usize = 32;
+use super::{
+    ADMIN_ROLE, DomainError, EffectiveRole, MappedRole, ScimType, check_opt_text, check_text,
+    effective_role, name_key,
+};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PersonName {
@@ -127,19 +125,10 @@ impl User {
     }
 }
 
-fn check_len(field: &str, value: &Option<String>) -> Result<(), DomainError> {
-    match value {
-        Some(v) if v.len() > MAX_STRING_LEN => Err(DomainError::invalid(
-            ScimType::InvalidValue,
-            format!("{field} is longer than {MAX_STRING_LEN} bytes"),
-        )),
-        _ => Ok(()),
-    }
-}
-
 impl UserInput {
-    /// Checks everything that does not need the store: required values, lengths, the role,
-    /// the e-mail list and the extra attributes document.
+    /// Checks everything that does not need the store: required values, the shared
+    /// [`limits`] (lengths and control characters) of every string, the extra attributes
+    /// document's included, the role, and the e-mail list.
     pub fn validate(&self) -> Result<(), DomainError> {
         if self.user_name.trim().is_empty() {
             return Err(DomainError::invalid(
@@ -147,7 +136,7 @@ impl UserInput {
                 "userName is required",
             ));
         }
-        check_len("userName", &Some(self.user_name.clone()))?;
+        check_text(Resource::User, "userName", &self.user_name)?;
         for (field, value) in [
             ("externalId", &self.external_id),
             ("name.formatted", &self.name.formatted),
@@ -164,8 +153,9 @@ impl UserInput {
             ("preferredLanguage", &self.preferred_language),
             ("locale", &self.locale),
             ("timezone", &self.timezone),
+            ("role", &self.role),
         ] {
-            check_len(field, value)?;
+            check_opt_text(Resource::User, field, value.as_deref())?;
         }
         if self.emails.len() > MAX_EMAILS {
             return Err(DomainError::invalid(
@@ -181,9 +171,9 @@ impl UserInput {
                     "emails.value is required",
                 ));
             }
-            check_len("emails.value", &Some(email.value.clone()))?;
-            check_len("emails.type", &email.kind)?;
-            check_len("emails.display", &email.display)?;
+            check_text(Resource::User, "emails.value", &email.value)?;
+            check_opt_text(Resource::User, "emails.type", email.kind.as_deref())?;
+            check_opt_text(Resource::User, "emails.display", email.display.as_deref())?;
             if email.primary == Some(true) {
                 primaries += 1;
             }
@@ -194,14 +184,17 @@ impl UserInput {
                 "at most one of emails may be primary",
             ));
         }
-        if self.attributes.len() > MAX_ATTRIBUTES_LEN {
+        if self.attributes.len() > MAX_ATTRIBUTES_BYTES {
             return Err(DomainError::invalid(
                 ScimType::InvalidValue,
-                "the extra attributes are larger than 64 KiB",
+                format!(
+                    "the extra attributes are larger than {} KiB",
+                    MAX_ATTRIBUTES_BYTES / 1024
+                ),
             ));
         }
         match serde_json::from_str::<serde_json::Value>(&self.attributes) {
-            Ok(serde_json::Value::Object(_)) => Ok(()),
+            Ok(serde_json::Value::Object(map)) => check_json_object(&map, ""),
             _ => Err(DomainError::invalid(
                 ScimType::InvalidValue,
                 "attributes_json must be a JSON object",
@@ -209,12 +202,43 @@ impl UserInput {
         }
     }
 
-    /// The lower-cased e-mail values, without repeats, for the lookup index.
+    /// The e-mail values' lookup keys ([`name_key`]), without repeats, for the lookup index.
     pub fn email_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.emails.iter().map(|e| e.value.to_lowercase()).collect();
+        let mut keys: Vec<String> = self.emails.iter().map(|e| name_key(&e.value)).collect();
         keys.sort();
         keys.dedup();
         keys
+    }
+}
+
+/// Every key and every string of a JSON object of extra attributes, at any depth, against
+/// the shared limits of any string (line breaks and tabs allowed: free text).
+fn check_json_object(
+    map: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+) -> Result<(), DomainError> {
+    for (key, value) in map {
+        // A key holding a control character is named with it escaped.
+        let path = format!("{prefix}{}", key.escape_debug());
+        check_json_text(key, &path)?;
+        check_json_value(value, &path)?;
+    }
+    Ok(())
+}
+
+fn check_json_value(value: &serde_json::Value, path: &str) -> Result<(), DomainError> {
+    match value {
+        serde_json::Value::String(s) => check_json_text(s, path),
+        serde_json::Value::Array(items) => items.iter().try_for_each(|v| check_json_value(v, path)),
+        serde_json::Value::Object(map) => check_json_object(map, &format!("{path}.")),
+        _ => Ok(()),
+    }
+}
+
+fn check_json_text(text: &str, path: &str) -> Result<(), DomainError> {
+    match limits::check_with(text, path, MAX_STRING_CHARS, false) {
+        Some(why) => Err(DomainError::invalid(ScimType::InvalidValue, why)),
+        None => Ok(()),
     }
 }
 
@@ -421,6 +445,47 @@ mod tests {
                 ..ok.clone()
             },
             UserInput {
+                user_name: "x".repeat(257),
+                ..ok.clone()
+            },
+            UserInput {
+                user_name: "a\0".into(),
+                ..ok.clone()
+            },
+            UserInput {
+                user_name: "a\nb".into(),
+                ..ok.clone()
+            },
+            UserInput {
+                title: Some("x".repeat(1025)),
+                ..ok.clone()
+            },
+            UserInput {
+                role: Some("admin\0".into()),
+                ..ok.clone()
+            },
+            UserInput {
+                attributes: r#"{"phoneNumbers":[{"value":"555\u0000"}]}"#.into(),
+                ..ok.clone()
+            },
+            UserInput {
+                attributes: r#"{"ke\u0000y":1}"#.into(),
+                ..ok.clone()
+            },
+            UserInput {
+                attributes: format!(r#"{{"custom":{{"deep":["{}"]}}}}"#, "x".repeat(1025)),
+                ..ok.clone()
+            },
+            UserInput {
+                emails: vec![Email {
+                    value: "a@x".into(),
+                    kind: None,
+                    primary: None,
+                    display: Some("A\0".into()),
+                }],
+                ..ok.clone()
+            },
+            UserInput {
                 emails: vec![
                     Email {
                         value: "a@x".into(),
@@ -444,6 +509,20 @@ mod tests {
                 "{case:?}"
             );
         }
+    }
+
+    #[test]
+    fn free_text_keeps_line_breaks() {
+        let ok = UserInput {
+            user_name: "ada".into(),
+            name: PersonName {
+                formatted: Some("Ada\r\nLovelace".into()),
+                ..PersonName::default()
+            },
+            attributes: r#"{"addresses":[{"formatted":"1 Main St\nSpringfield\t"}]}"#.into(),
+            ..UserInput::default()
+        };
+        assert!(ok.validate().is_ok());
     }
 
     #[test]

@@ -739,7 +739,12 @@ impl<'t> Compiler<'t> {
         let (lhs, open, close, value) = match fold {
             Fold::Exact => (lhs.to_owned(), "", "", v.to_owned()),
             Fold::Lower => (format!("lower({lhs})"), "lower(", ")", v.to_owned()),
-            Fold::Stored => (lhs.to_owned(), "", "", v.to_lowercase()),
+            // The stored keys are `domain::name_key`s: equality compares whole keys, patterns
+            // and ordering the normalised, lower-cased text.
+            Fold::Stored if matches!(op, CompareOp::Eq) => {
+                (lhs.to_owned(), "", "", crate::domain::name_key(v))
+            }
+            Fold::Stored => (lhs.to_owned(), "", "", crate::domain::folded(v)),
         };
         match pattern(op, &value) {
             Some(p) => Cond::sql(format!("{lhs} LIKE {open}"))

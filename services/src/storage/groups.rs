@@ -14,11 +14,12 @@ use super::filter;
 use super::on_backend;
 use super::paging::keyset;
 use super::schema::{group_members, groups, users};
-use super::users::foreign_position;
+use super::users::{foreign_position, storable_id};
 use super::{CHUNK, DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{
     DomainError, Group, GroupChanges, Member, MemberOp, Page, PageRequest, Position, ScimType,
-    SortAttr, SortValue, validate_display_name,
+    SortAttr, SortValue, check_text, limits::Resource, name_key, validate_display_name,
+    validate_group_external_id,
 };
 
 /// Most members one request may name.
@@ -54,6 +55,9 @@ impl GroupRow {
 }
 
 fn load_row(conn: &mut DbConnection, tenant_id: &str, id: &str) -> QueryResult<Option<GroupRow>> {
+    if !storable_id(id) {
+        return Ok(None);
+    }
     on_backend!(conn, |c| groups::table
         .filter(groups::tenant_id.eq(tenant_id))
         .filter(groups::id.eq(id))
@@ -68,15 +72,38 @@ fn load_row(conn: &mut DbConnection, tenant_id: &str, id: &str) -> QueryResult<O
 /// retrying (SQLite has one writer).
 fn lock_row(conn: &mut DbConnection, tenant_id: &str, id: &str) -> QueryResult<Option<GroupRow>> {
     match conn {
-        DbConnection::Sqlite(_) => load_row(conn, tenant_id, id),
-        DbConnection::Postgres(c) => groups::table
+        DbConnection::Postgres(c) if storable_id(id) => groups::table
             .filter(groups::tenant_id.eq(tenant_id))
             .filter(groups::id.eq(id))
             .select(GroupRow::as_select())
             .for_no_key_update()
             .load(c)
             .map(first),
+        _ => load_row(conn, tenant_id, id),
     }
+}
+
+/// Locks the rows of the groups `sorted_ids` (in that order, which must be id order) on
+/// PostgreSQL, as [`lock_row`] does one: the first step of the lock order that deleting a user
+/// follows (see `users::delete`). SQLite has one writer.
+pub(crate) fn lock_rows(
+    conn: &mut DbConnection,
+    tenant_id: &str,
+    sorted_ids: &[String],
+) -> QueryResult<()> {
+    let DbConnection::Postgres(c) = conn else {
+        return Ok(());
+    };
+    for chunk in sorted_ids.chunks(CHUNK) {
+        groups::table
+            .filter(groups::tenant_id.eq(tenant_id))
+            .filter(groups::id.eq_any(chunk))
+            .select(groups::id)
+            .order(groups::id)
+            .for_no_key_update()
+            .load::<String>(c)?;
+    }
+    Ok(())
 }
 
 /// The members of each of `group_ids`, with each user's display name (or user name).
@@ -199,7 +226,7 @@ pub fn list(
     {
         let rows: Vec<GroupRow> = groups::table
             .filter(groups::tenant_id.eq(tenant_id))
-            .filter(groups::display_name_lower.eq(name.to_lowercase()))
+            .filter(groups::display_name_lower.eq(name_key(name)))
             .select(GroupRow::as_select())
             .load(conn)?;
         let total = rows.len() as i64;
@@ -346,12 +373,13 @@ pub fn create(
     members: &[String],
 ) -> Result<String, TxError> {
     validate_display_name(display_name)?;
+    validate_group_external_id(external_id)?;
     let at = now();
     let row = GroupRow {
         tenant_id: tenant_id.to_owned(),
         id: new_id(),
         display_name: display_name.to_owned(),
-        display_name_lower: display_name.to_lowercase(),
+        display_name_lower: name_key(display_name),
         external_id: external_id.map(str::to_owned),
         member_count: 0,
         version: 1,
@@ -383,6 +411,9 @@ fn distinct(ids: &[String]) -> Result<Vec<&str>, DomainError> {
             format!("at most {MAX_MEMBERS_PER_REQUEST} members per request"),
         ));
     }
+    for id in ids {
+        check_text(Resource::Group, "members.value", id)?;
+    }
     let mut seen = HashSet::with_capacity(ids.len());
     Ok(ids
         .iter()
@@ -391,7 +422,19 @@ fn distinct(ids: &[String]) -> Result<Vec<&str>, DomainError> {
         .collect())
 }
 
+fn not_a_user(id: &str) -> DomainError {
+    DomainError::invalid(
+        ScimType::InvalidValue,
+        format!("member {id:?} is not a user of this tenant"),
+    )
+}
+
 /// Adds members; returns how many were not members before. Unknown user ids are refused.
+///
+/// On PostgreSQL the users added stay key-share locked (`FOR KEY SHARE`, as the foreign key
+/// check would lock them) until the transaction ends, so that a concurrent deletion of one of
+/// them either waits for this change (and then removes the new membership) or has happened
+/// (and the user is unknown here).
 fn add_members(
     conn: &mut DbConnection,
     tenant_id: &str,
@@ -401,19 +444,18 @@ fn add_members(
     let ids = distinct(user_ids)?;
     let mut added = 0i64;
     for chunk in ids.chunks(CHUNK) {
-        let known: HashSet<String> = users::table
+        let known = users::table
             .filter(users::tenant_id.eq(tenant_id))
             .filter(users::id.eq_any(chunk))
-            .select(users::id)
-            .load::<String>(conn)?
-            .into_iter()
-            .collect();
+            .select(users::id);
+        let known: HashSet<String> = match conn {
+            DbConnection::Postgres(c) => known.for_key_share().load::<String>(c)?,
+            DbConnection::Sqlite(c) => known.load::<String>(c)?,
+        }
+        .into_iter()
+        .collect();
         if let Some(missing) = chunk.iter().find(|id| !known.contains(**id)) {
-            return Err(DomainError::invalid(
-                ScimType::InvalidValue,
-                format!("member {missing:?} is not a user of this tenant"),
-            )
-            .into());
+            return Err(not_a_user(missing).into());
         }
         let present: HashSet<String> = group_members::table
             .filter(group_members::tenant_id.eq(tenant_id))
@@ -435,7 +477,17 @@ fn add_members(
             })
             .collect();
         for rows in rows.chunks(CHUNK / 3) {
-            added += insert_ignoring_present(conn, rows)?;
+            added += insert_ignoring_present(conn, rows).map_err(|e| match e {
+                // A user gone after all is an unknown user, as above (never an internal error).
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    _,
+                ) => TxError::from(DomainError::invalid(
+                    ScimType::InvalidValue,
+                    "a member is not a user of this tenant (it was just deleted)",
+                )),
+                other => TxError::from(other),
+            })?;
         }
     }
     Ok(added)
@@ -521,6 +573,7 @@ pub fn update(
         display_name.clone_from(name);
     }
     if let Some(ext) = &changes.external_id {
+        validate_group_external_id(ext.as_deref())?;
         external_id.clone_from(ext);
     }
     let mut delta = 0i64;
@@ -561,7 +614,7 @@ pub fn update(
             .filter(groups::version.eq(row.version)),
     )
     .set((
-        groups::display_name_lower.eq(display_name.to_lowercase()),
+        groups::display_name_lower.eq(name_key(&display_name)),
         groups::display_name.eq(&display_name),
         groups::external_id.eq(&external_id),
         groups::member_count.eq(groups::member_count + delta),
@@ -648,4 +701,59 @@ pub fn list_members(
             .collect(),
         next,
     ))
+}
+
+/// Recomputes the stored displayName keys (see `users::finish_name_keys`).
+pub(crate) fn rekey(conn: &mut DbConnection, done: &mut super::users::Rekeyed) -> QueryResult<()> {
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let mut query = groups::table
+            .select((
+                groups::tenant_id,
+                groups::id,
+                groups::display_name,
+                groups::display_name_lower,
+            ))
+            .order((groups::tenant_id, groups::id))
+            .limit(1000)
+            .into_boxed();
+        if let Some((t, i)) = after.take() {
+            query = query.filter(
+                groups::tenant_id
+                    .gt(t.clone())
+                    .or(groups::tenant_id.eq(t).and(groups::id.gt(i))),
+            );
+        }
+        let rows: Vec<(String, String, String, String)> = query.load(conn)?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = Some((last.0.clone(), last.1.clone()));
+        for (tenant_id, id, display_name, key) in rows {
+            let new_key = name_key(&display_name);
+            if new_key == key {
+                continue;
+            }
+            let target = groups::table
+                .filter(groups::tenant_id.eq(&tenant_id))
+                .filter(groups::id.eq(&id));
+            match conn.transaction(|c| {
+                diesel::update(target)
+                    .set(groups::display_name_lower.eq(&new_key))
+                    .execute(c)
+            }) {
+                Ok(_) => done.group_names += 1,
+                Err(e) if super::is_unique_violation(&e) => {
+                    done.clashes += 1;
+                    tracing::warn!(
+                        tenant_id,
+                        group_id = id,
+                        "another group of the tenant has the same displayName once trimmed and \
+                         normalised: this one keeps its old lookup key"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }

@@ -273,8 +273,12 @@ impl Store {
         };
         let done = conn
             .run_pending_migrations(migrations)
-            .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(done.len())
+            .map_err(|e| StoreError::Migrate(e.to_string()))?
+            .len();
+        if let Some(rekeyed) = users::finish_name_keys(&mut conn)? {
+            tracing::info!(?rekeyed, "recomputed the stored name keys");
+        }
+        Ok(done)
     }
 
     /// Runs `f` on a database thread, with that thread's connection.

@@ -16,7 +16,7 @@ use super::schema::{group_members, group_roles, groups, user_emails, users};
 use super::{CHUNK, DbConnection, TxError, first, new_id, now, unique_violation, utc};
 use crate::domain::{
     DomainError, Email, GroupRef, MappedRole, Page, PageRequest, PersonName, Position, ScimType,
-    SortAttr, SortValue, User, UserField, UserInput,
+    SortAttr, SortValue, User, UserField, UserInput, name_key,
 };
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset)]
@@ -124,7 +124,7 @@ impl UserRow {
             tenant_id: tenant_id.to_owned(),
             id,
             user_name: a.user_name.clone(),
-            user_name_lower: a.user_name.to_lowercase(),
+            user_name_lower: name_key(&a.user_name),
             external_id: a.external_id.clone(),
             name_formatted: a.name.formatted.clone(),
             family_name: a.name.family_name.clone(),
@@ -238,11 +238,20 @@ pub fn create(
     Ok(row.into_domain(Vec::new())?)
 }
 
+/// Whether `id` can name a stored row: ids are UUIDs, and PostgreSQL refuses a NUL in any
+/// text (an error, not "no such row"), so an id holding one names nothing.
+pub(crate) fn storable_id(id: &str) -> bool {
+    !id.contains('\0')
+}
+
 fn load_row(
     conn: &mut DbConnection,
     tenant_id: &str,
     id: &str,
 ) -> Result<Option<UserRow>, diesel::result::Error> {
+    if !storable_id(id) {
+        return Ok(None);
+    }
     on_backend!(conn, |c| users::table
         .filter(users::tenant_id.eq(tenant_id))
         .filter(users::id.eq(id))
@@ -261,14 +270,14 @@ fn lock_row(
     id: &str,
 ) -> Result<Option<UserRow>, diesel::result::Error> {
     match conn {
-        DbConnection::Sqlite(_) => load_row(conn, tenant_id, id),
-        DbConnection::Postgres(c) => users::table
+        DbConnection::Postgres(c) if storable_id(id) => users::table
             .filter(users::tenant_id.eq(tenant_id))
             .filter(users::id.eq(id))
             .select(UserRow::as_select())
             .for_no_key_update()
             .load(c)
             .map(first),
+        _ => load_row(conn, tenant_id, id),
     }
 }
 
@@ -472,7 +481,7 @@ pub fn list(
     {
         let rows: Vec<UserRow> = on_backend!(conn, |c| users::table
             .filter(users::tenant_id.eq(tenant_id))
-            .filter(users::user_name_lower.eq(user_name.to_lowercase()))
+            .filter(users::user_name_lower.eq(name_key(user_name)))
             .select(UserRow::as_select())
             .load(c))?;
         let total = rows.len() as i64;
@@ -767,18 +776,40 @@ pub fn update(
 }
 
 /// Deletes a user, its e-mail keys and its memberships (keeping member counts right).
+///
+/// Lock order (PostgreSQL), shared with every membership change, which locks its group and
+/// then the users it adds (`FOR KEY SHARE`): first the user's groups, in id order, then the
+/// user (`FOR UPDATE`, which waits for the adders that hold a key-share lock on it and makes
+/// later ones find no such user). A membership added between the first read and the user's
+/// lock is in a group not locked: the transaction then starts over, to take the locks in
+/// order. Each group loses one member for each membership row this transaction itself deleted.
 pub fn delete(
     conn: &mut DbConnection,
     tenant_id: &str,
     id: &str,
     expected_version: Option<i64>,
 ) -> Result<(), TxError> {
-    let version: Option<i64> = users::table
-        .filter(users::tenant_id.eq(tenant_id))
-        .filter(users::id.eq(id))
-        .select(users::version)
-        .load(conn)
-        .map(first)?;
+    if !storable_id(id) {
+        return Err(DomainError::not_found("user", id).into());
+    }
+    let mut group_ids = member_of(conn, tenant_id, id)?;
+    group_ids.sort_unstable();
+    super::groups::lock_rows(conn, tenant_id, &group_ids)?;
+    let version: Option<i64> = match conn {
+        DbConnection::Postgres(c) => users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq(id))
+            .select(users::version)
+            .for_update()
+            .load(c)
+            .map(first)?,
+        DbConnection::Sqlite(_) => users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq(id))
+            .select(users::version)
+            .load(conn)
+            .map(first)?,
+    };
     let Some(version) = version else {
         return Err(DomainError::not_found("user", id).into());
     };
@@ -790,13 +821,22 @@ pub fn delete(
         }
         .into());
     }
-    let group_ids: Vec<String> = group_members::table
+    // No membership of this user can appear any more; one that appeared since the first read
+    // is in a group not locked.
+    if member_of(conn, tenant_id, id)?
+        .iter()
+        .any(|g| group_ids.binary_search(g).is_err())
+    {
+        return Err(TxError::Retry);
+    }
+    let memberships = group_members::table
         .filter(group_members::tenant_id.eq(tenant_id))
-        .filter(group_members::user_id.eq(id))
-        .select(group_members::group_id)
-        .load(conn)?;
+        .filter(group_members::user_id.eq(id));
+    let removed: Vec<String> = on_backend!(conn, |c| diesel::delete(memberships)
+        .returning(group_members::group_id)
+        .get_results(c))?;
     let at = now();
-    for chunk in group_ids.chunks(CHUNK) {
+    for chunk in removed.chunks(CHUNK) {
         diesel::update(
             groups::table
                 .filter(groups::tenant_id.eq(tenant_id))
@@ -810,12 +850,6 @@ pub fn delete(
         .execute(conn)?;
     }
     diesel::delete(
-        group_members::table
-            .filter(group_members::tenant_id.eq(tenant_id))
-            .filter(group_members::user_id.eq(id)),
-    )
-    .execute(conn)?;
-    diesel::delete(
         user_emails::table
             .filter(user_emails::tenant_id.eq(tenant_id))
             .filter(user_emails::user_id.eq(id)),
@@ -828,4 +862,177 @@ pub fn delete(
     )
     .execute(conn)?;
     Ok(())
+}
+
+/// The ids of the groups `user_id` is a member of.
+fn member_of(conn: &mut DbConnection, tenant_id: &str, user_id: &str) -> QueryResult<Vec<String>> {
+    group_members::table
+        .filter(group_members::tenant_id.eq(tenant_id))
+        .filter(group_members::user_id.eq(user_id))
+        .select(group_members::group_id)
+        .load(conn)
+}
+
+/// What [`finish_name_keys`] changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rekeyed {
+    /// Users, groups and users' e-mail lists whose lookup keys were recomputed.
+    pub user_names: usize,
+    pub group_names: usize,
+    pub emails: usize,
+    /// Users whose stored JSON held a NUL character (replaced with U+FFFD).
+    pub repaired: usize,
+    /// Rows whose new key another row of the tenant already has: they keep their old key.
+    pub clashes: usize,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The last step of migrating to the name keys of [`name_key`] (migration `name_keys`): while
+/// its `rekey_pending` table exists, recomputes the stored keys of every userName, group
+/// displayName and e-mail address, replaces NUL characters that a stored JSON document holds
+/// (PostgreSQL's JSON functions refuse them, for the whole tenant) with U+FFFD, then drops the
+/// table. One transaction; a key another row of the tenant already has is left as it was (and
+/// logged), so that nothing is lost.
+pub fn finish_name_keys(conn: &mut DbConnection) -> QueryResult<Option<Rekeyed>> {
+    let sql = match conn {
+        DbConnection::Postgres(_) => {
+            "SELECT count(*) AS n FROM pg_catalog.pg_tables \
+             WHERE tablename = 'rekey_pending' AND schemaname = current_schema()"
+        }
+        DbConnection::Sqlite(_) => {
+            "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'rekey_pending'"
+        }
+    };
+    let pending: Vec<Count> = on_backend!(conn, |c| diesel::sql_query(sql).load(c))?;
+    if pending.first().is_none_or(|c| c.n <= 0) {
+        return Ok(None);
+    }
+    conn.transaction(|c| {
+        let mut done = Rekeyed::default();
+        rekey_users(c, &mut done)?;
+        super::groups::rekey(c, &mut done)?;
+        on_backend!(c, |c| diesel::sql_query("DROP TABLE rekey_pending")
+            .execute(c))?;
+        Ok(Some(done))
+    })
+}
+
+/// (tenant id, id, userName, its key, emails, attributes)
+type RekeyRow = (String, String, String, String, String, String);
+
+fn rekey_users(conn: &mut DbConnection, done: &mut Rekeyed) -> QueryResult<()> {
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let mut query = users::table
+            .select((
+                users::tenant_id,
+                users::id,
+                users::user_name,
+                users::user_name_lower,
+                users::emails,
+                users::attributes,
+            ))
+            .order((users::tenant_id, users::id))
+            .limit(1000)
+            .into_boxed();
+        if let Some((t, i)) = after.take() {
+            query = query.filter(
+                users::tenant_id
+                    .gt(t.clone())
+                    .or(users::tenant_id.eq(t).and(users::id.gt(i))),
+            );
+        }
+        let rows: Vec<RekeyRow> = query.load(conn)?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = Some((last.0.clone(), last.1.clone()));
+        for (tenant_id, id, user_name, key, emails, attributes) in rows {
+            let target = users::table
+                .filter(users::tenant_id.eq(&tenant_id))
+                .filter(users::id.eq(&id));
+            let new_key = name_key(&user_name);
+            if new_key != key {
+                // In a savepoint: a clash must not abort the whole transaction.
+                match conn.transaction(|c| {
+                    diesel::update(target)
+                        .set(users::user_name_lower.eq(&new_key))
+                        .execute(c)
+                }) {
+                    Ok(_) => done.user_names += 1,
+                    Err(e) if super::is_unique_violation(&e) => {
+                        done.clashes += 1;
+                        tracing::warn!(
+                            tenant_id,
+                            user_id = id,
+                            "another user of the tenant has the same userName once trimmed and \
+                             normalised: this one keeps its old lookup key"
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let fixed_emails = without_nul(&emails);
+            let fixed_attributes = without_nul(&attributes);
+            if fixed_emails.is_some() || fixed_attributes.is_some() {
+                diesel::update(target)
+                    .set((
+                        users::emails.eq(fixed_emails.as_deref().unwrap_or(&emails)),
+                        users::attributes.eq(fixed_attributes.as_deref().unwrap_or(&attributes)),
+                    ))
+                    .execute(conn)?;
+                done.repaired += 1;
+            }
+            let list: Vec<Email> = serde_json::from_str(fixed_emails.as_deref().unwrap_or(&emails))
+                .unwrap_or_default();
+            if list
+                .iter()
+                .any(|e| name_key(&e.value) != e.value.to_lowercase())
+            {
+                let input = UserInput {
+                    emails: list,
+                    ..UserInput::default()
+                };
+                diesel::delete(
+                    user_emails::table
+                        .filter(user_emails::tenant_id.eq(&tenant_id))
+                        .filter(user_emails::user_id.eq(&id)),
+                )
+                .execute(conn)?;
+                insert_email_keys(conn, &tenant_id, &id, &input.email_keys())?;
+                done.emails += 1;
+            }
+        }
+    }
+}
+
+/// `json` with every NUL character in its strings and keys replaced by U+FFFD, or `None` when
+/// it holds none (or is not JSON).
+fn without_nul(json: &str) -> Option<String> {
+    fn fix(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = s.replace('\0', "\u{fffd}"),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(fix),
+            serde_json::Value::Object(map) => {
+                let old = std::mem::take(map);
+                for (k, mut v) in old {
+                    fix(&mut v);
+                    map.insert(k.replace('\0', "\u{fffd}"), v);
+                }
+            }
+            _ => {}
+        }
+    }
+    if !json.contains("\\u0000") {
+        return None;
+    }
+    let mut value: serde_json::Value = serde_json::from_str(json).ok()?;
+    fix(&mut value);
+    let fixed = value.to_string();
+    (fixed != json).then_some(fixed)
 }
