@@ -12,7 +12,7 @@ mod cpu;
 mod error;
 mod extract;
 mod grpc;
-mod limits;
+pub mod limits;
 mod response;
 mod routes;
 mod scim;

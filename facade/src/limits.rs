@@ -1,5 +1,5 @@
 //! Bounded work per request: the limits every SCIM body is held to, each checked before the work
-//! it bounds and before any gRPC call.
+//! it bounds and before any gRPC call. (Public so that tests and operators can read them.)
 //!
 //! | limit | what it bounds | refused with |
 //! |---|---|---|
@@ -10,6 +10,7 @@
 //! | [`MAX_PATCH_VALUES`] | JSON values in all operations of one PATCH | 400 `tooMany` |
 //! | [`MAX_PATCH_PATH_CHARS`] | characters of one operation's `path` | 400 `invalidPath` |
 //! | [`MAX_MULTI_VALUES`] | values of a multi-valued User attribute after a write | 400 `invalidValue` |
+//! | [`MAX_ATTRIBUTES`] | members of any object of a User document after a write | 400 `invalidValue` |
 //! | `FacadeConfig::bulk_max_operations` | operations of one `POST /Bulk` | 413 |
 //! | [`MAX_BULK_VALUES`] | JSON values in all operations of one `POST /Bulk` | 413 |
 //!
@@ -29,7 +30,7 @@
 //! With these bounds a PATCH's work in the facade is linear in its values (see `scim::patch`)
 //! and small; the steps that can still take more than about a millisecond for a maximal body
 //! (parsing a large body, applying a large PATCH) run on the blocking pool, bounded by
-//! [`crate::cpu::CpuPool`], never on the async workers.
+//! `cpu::CpuPool`, never on the async workers.
 
 use serde_json::Value;
 
@@ -38,33 +39,38 @@ use crate::error::{ScimError, ScimType};
 /// The deepest nesting of arrays and objects accepted in a JSON body (a top-level object is 1).
 /// The deepest SCIM message Roster reads, a Bulk operation carrying a PATCH of complex values,
 /// is 8 deep; custom attributes get room to spare.
-pub(crate) const MAX_JSON_DEPTH: usize = 32;
+pub const MAX_JSON_DEPTH: usize = 32;
 
 /// The most operations one PATCH request may carry. Okta and Entra send a handful.
-pub(crate) const MAX_PATCH_OPERATIONS: usize = 1_000;
+pub const MAX_PATCH_OPERATIONS: usize = 1_000;
 
 /// The most JSON values one PATCH operation's `value` may carry, counting every array element
 /// and object member at any depth (`["a","b"]` is 2, `[{"value":"id"}]` is 2). 5 000 group
 /// members in one operation fit.
-pub(crate) const MAX_PATCH_OPERATION_VALUES: usize = 10_000;
+pub const MAX_PATCH_OPERATION_VALUES: usize = 10_000;
 
 /// The most JSON values all operations of one PATCH request may carry together (counted as for
 /// [`MAX_PATCH_OPERATION_VALUES`]).
-pub(crate) const MAX_PATCH_VALUES: usize = 20_000;
+pub const MAX_PATCH_VALUES: usize = 20_000;
 
 /// The longest `path` of a PATCH operation, in characters: a value filter in a path is
 /// evaluated against every value of its attribute, so its size is bounded.
-pub(crate) const MAX_PATCH_PATH_CHARS: usize = 1_024;
+pub const MAX_PATCH_PATH_CHARS: usize = 1_024;
 
 /// The most values a multi-valued attribute of a User may hold after a write (any list in the
 /// document: `emails`, `phoneNumbers`, a custom attribute). The service stores at most 32
 /// e-mail addresses and 64 KiB of other attributes anyway; this bound refuses a larger list
 /// before the facade spends work on it.
-pub(crate) const MAX_MULTI_VALUES: usize = 1_000;
+pub const MAX_MULTI_VALUES: usize = 1_000;
 
-/// The most JSON values all operations of one `POST /Bulk` may carry together (their `data`,
-/// counted as for [`MAX_PATCH_OPERATION_VALUES`]).
-pub(crate) const MAX_BULK_VALUES: usize = 100_000;
+/// The most members an object of a User document may have after a write: attributes of the
+/// resource or of an extension, sub-attributes of a complex value. Real resources have a few
+/// dozen; the bound keeps every case-insensitive lookup in an object short.
+pub const MAX_ATTRIBUTES: usize = 256;
+
+/// The most JSON values all operations of one `POST /Bulk` may carry together (each operation
+/// object counted whole, its `data` included, as for [`MAX_PATCH_OPERATION_VALUES`]).
+pub const MAX_BULK_VALUES: usize = 100_000;
 
 /// Bodies up to this size are parsed on the async worker; larger ones on the blocking pool.
 pub(crate) const INLINE_PARSE_BYTES: usize = 64 * 1024;
@@ -141,9 +147,13 @@ pub(crate) fn too_many(detail: impl Into<String>) -> ScimError {
 }
 
 /// 400 `invalidValue` when a list anywhere in `value` (the value of attribute `name`) holds
-/// more than [`MAX_MULTI_VALUES`] values.
+/// more than [`MAX_MULTI_VALUES`] values, or an object more than [`MAX_ATTRIBUTES`] members.
 pub(crate) fn check_multi_valued(name: &str, value: &Value) -> Result<(), ScimError> {
     match value {
+        Value::Object(map) if map.len() > MAX_ATTRIBUTES => Err(ScimError::invalid_value(format!(
+            "'{name}' has {} attributes, more than the {MAX_ATTRIBUTES} an object may have",
+            map.len()
+        ))),
         Value::Array(items) if items.len() > MAX_MULTI_VALUES => {
             Err(ScimError::invalid_value(format!(
                 "'{name}' would hold {} values, more than the {MAX_MULTI_VALUES} a multi-valued \

@@ -11,6 +11,7 @@ mod filter_prop;
 mod groups;
 mod grpc;
 mod harness;
+mod limits;
 mod listing;
 mod protocol;
 mod races;

@@ -122,13 +122,9 @@ pub(crate) async fn patch_user(
     }
 }
 
-/// [`check_multi_valued_attributes`] for a POST or PUT body (`check_resource` has checked that
-/// it is an object).
+/// [`check_multi_valued`] for a POST or PUT body: its lists and the width of its objects.
 fn check_body_multi_valued(body: &Value) -> Result<(), ScimError> {
-    match body {
-        Value::Object(attributes) => check_multi_valued_attributes(attributes),
-        _ => Ok(()),
-    }
+    check_multi_valued("the User", body)
 }
 
 /// DELETE, on the version `if_match` if given.

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use super::{PATCH_OP_URN, as_object, check_schemas, coerce_bool, get_ci, key_ci};
 use crate::error::ScimError;
 use crate::limits::{
-    MAX_PATCH_OPERATION_VALUES, MAX_PATCH_OPERATIONS, MAX_PATCH_PATH_CHARS, MAX_PATCH_VALUES,
-    count_values, too_many,
+    MAX_ATTRIBUTES, MAX_PATCH_OPERATION_VALUES, MAX_PATCH_OPERATIONS, MAX_PATCH_PATH_CHARS,
+    MAX_PATCH_VALUES, count_values, too_many,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +228,12 @@ pub(crate) fn apply_patch(
                         "an operation without 'path' needs an object 'value'",
                     ));
                 };
+                if values.len() > MAX_ATTRIBUTES {
+                    return Err(ScimError::invalid_value(format!(
+                        "an operation without 'path' names more than the {MAX_ATTRIBUTES} \
+                         attributes a resource may have"
+                    )));
+                }
                 for (key, value) in values {
                     if schema.is_read_only(key) {
                         continue;
@@ -271,7 +277,7 @@ fn apply_target(
             (_, Some(Value::Object(values))) => {
                 let ext = object_entry(doc, urn)?;
                 for (k, v) in values {
-                    set_attr(ext, k, kind, v);
+                    set_attr(ext, k, kind, v)?;
                 }
                 Ok(())
             }
@@ -288,7 +294,7 @@ fn apply_target(
             match (value.filter(|_| !removing), sub) {
                 (None, None) => remove_attr(parent, name, value),
                 (None, Some(sub)) => remove_sub_attr(parent, name, sub),
-                (Some(value), None) => set_attr(parent, name, kind, value),
+                (Some(value), None) => return set_attr(parent, name, kind, value),
                 (Some(value), Some(sub)) => return set_sub_attr(parent, name, sub, kind, value),
             }
             Ok(())
@@ -328,7 +334,13 @@ fn object_entry<'a>(
     map: &'a mut Map<String, Value>,
     key: &str,
 ) -> Result<&'a mut Map<String, Value>, ScimError> {
-    let key = key_ci(map, key).unwrap_or_else(|| key.to_owned());
+    let key = match key_ci(map, key) {
+        Some(key) => key,
+        None => {
+            room_for_one_more(map, key)?;
+            key.to_owned()
+        }
+    };
     let entry = map
         .entry(key.clone())
         .or_insert_with(|| Value::Object(Map::new()));
@@ -346,17 +358,28 @@ fn remove_ci(map: &mut Map<String, Value>, name: &str) -> Option<Value> {
 
 /// add/replace of a whole attribute: complex values merge sub-attributes (RFC 7644 §3.5.2.1,
 /// §3.5.2.3); `add` appends to a multi-valued attribute, `replace` replaces it.
-fn set_attr(map: &mut Map<String, Value>, name: &str, kind: OpKind, value: &Value) {
+fn set_attr(
+    map: &mut Map<String, Value>,
+    name: &str,
+    kind: OpKind,
+    value: &Value,
+) -> Result<(), ScimError> {
     if value.is_null() {
         remove_ci(map, name);
-        return;
+        return Ok(());
     }
-    let key = key_ci(map, name).unwrap_or_else(|| name.to_owned());
+    let key = match key_ci(map, name) {
+        Some(key) => key,
+        None => {
+            room_for_one_more(map, name)?;
+            name.to_owned()
+        }
+    };
     let existing = map.get_mut(&key);
     match (existing, value) {
         (Some(Value::Object(current)), Value::Object(values)) => {
             for (k, v) in values {
-                set_attr(current, k, OpKind::Replace, v);
+                set_attr(current, k, OpKind::Replace, v)?;
             }
         }
         // Values already present are not added again (RFC 7644 §3.5.2.1). One hash set of the
@@ -379,6 +402,20 @@ fn set_attr(map: &mut Map<String, Value>, name: &str, kind: OpKind, value: &Valu
             map.insert(key, value.clone());
         }
     }
+    Ok(())
+}
+
+/// 400 `invalidValue` when `map` already has [`MAX_ATTRIBUTES`] members, before `name` is
+/// added. Every lookup in an object scans it for a key of any letter case: bounding the width
+/// of the objects bounds that scan, and so the work of a PATCH to its values times this bound.
+fn room_for_one_more(map: &Map<String, Value>, name: &str) -> Result<(), ScimError> {
+    if map.len() >= MAX_ATTRIBUTES {
+        return Err(ScimError::invalid_value(format!(
+            "cannot add '{name}': an object of the resource may have at most {MAX_ATTRIBUTES} \
+             attributes"
+        )));
+    }
+    Ok(())
 }
 
 /// remove of a whole attribute; with a value list on a multi-valued attribute, only the values
@@ -444,8 +481,7 @@ fn set_sub_attr(
             "'{name}' is multi-valued: select values with a filter, e.g. {name}[type eq \"work\"].{sub}"
         )));
     }
-    set_attr(object_entry(map, name)?, sub, kind, value);
-    Ok(())
+    set_attr(object_entry(map, name)?, sub, kind, value)
 }
 
 fn remove_sub_attr(map: &mut Map<String, Value>, name: &str, sub: &str) {
@@ -480,6 +516,9 @@ fn apply_filtered(
     if map.get(&key).is_none_or(Value::is_null) {
         if kind == OpKind::Remove || value.is_none() {
             return Ok(());
+        }
+        if !map.contains_key(&key) {
+            room_for_one_more(map, &key)?;
         }
         map.insert(key.clone(), Value::Array(Vec::new()));
     }
@@ -541,10 +580,10 @@ fn merge_into(
     value: &Value,
 ) -> Result<(), ScimError> {
     match (sub, value) {
-        (Some(sub), v) => set_attr(item, sub, OpKind::Replace, v),
+        (Some(sub), v) => set_attr(item, sub, OpKind::Replace, v)?,
         (None, Value::Object(values)) => {
             for (k, v) in values {
-                set_attr(item, k, OpKind::Replace, v);
+                set_attr(item, k, OpKind::Replace, v)?;
             }
         }
         (None, _) => {
@@ -997,6 +1036,41 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn objects_are_bounded_in_width_while_the_patch_applies() {
+        use crate::limits::MAX_ATTRIBUTES;
+        let keys = |n: usize| -> Map<String, Value> {
+            (0..n).map(|i| (format!("k{i}"), json!(i))).collect()
+        };
+        // A pathless value naming more attributes than a resource may have.
+        let err = apply(
+            user(),
+            json!([{"op": "replace", "value": keys(MAX_ATTRIBUTES + 1)}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+        // Growing the document past the bound, one attribute at a time.
+        let width = user().as_object().unwrap().len();
+        let ops: Vec<Value> = (0..=MAX_ATTRIBUTES - width)
+            .map(|i| json!({"op": "add", "path": format!("x{i}"), "value": 1}))
+            .collect();
+        let err = apply(user(), json!(ops)).unwrap_err();
+        assert!(
+            err.detail.contains(&format!("x{}", MAX_ATTRIBUTES - width)),
+            "{}",
+            err.detail
+        );
+        let out = apply(user(), json!(ops[..ops.len() - 1])).unwrap();
+        assert_eq!(out.as_object().unwrap().len(), MAX_ATTRIBUTES);
+        // Into an extension object, or a complex value: the same bound.
+        let err = apply(
+            user(),
+            json!([{"op": "add", "path": ENTERPRISE_USER_URN, "value": keys(MAX_ATTRIBUTES + 1)}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
     }
 
     fn body_with(ops: Vec<Value>) -> Value {
