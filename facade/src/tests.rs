@@ -726,6 +726,37 @@ async fn base_url_falls_back_to_the_served_address_never_the_host_header() {
 }
 
 #[tokio::test]
+async fn oversized_and_deep_bodies_are_refused_without_a_grpc_call() {
+    let mock = Mock::with_user(ada());
+    let app = app(&mock);
+    let values: Vec<Value> = (0..40_000).map(|i| json!(format!("v{i}"))).collect();
+    let body = patch_body(json!([{"op": "add", "path": "tags", "value": values}]));
+    let reply = send(
+        &app,
+        Method::PATCH,
+        "/scim/v2/Users/u-1",
+        Some("good"),
+        Some(body),
+    )
+    .await;
+    assert_scim_error(&reply, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["scimType"], "tooMany");
+    let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+    let reply = send_raw(
+        &app,
+        Method::POST,
+        "/scim/v2/Users",
+        Some("good"),
+        Some(deep),
+        &[],
+    )
+    .await;
+    assert_scim_error(&reply, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["scimType"], "invalidSyntax");
+    assert!(mock.calls().is_empty(), "{:?}", mock.calls());
+}
+
+#[tokio::test]
 async fn repeated_failed_authentication_is_throttled_per_client() {
     let mock = Mock::with_user(ada());
     let app = app_with(

@@ -12,8 +12,8 @@
 //!
 //! Memory is bounded: at most [`MAX_TRACKED_CLIENTS`] clients are remembered. When the table is
 //! full, clients whose window has passed are forgotten first; if none has, the tenth whose
-//! windows started earliest make room. (So a spray from more addresses than that can push a throttled
-//! client out early; each address of the spray is still throttled on its own.)
+//! windows started earliest make room. (So a spray from more addresses than that can push a
+//! throttled client out early; each address of the spray is still throttled on its own.)
 //!
 //! The client address is the TCP peer's. Behind a reverse proxy every client shares the proxy's
 //! address: there, throttle at the proxy, or set the limit to 0 to turn this off. Forwarded
