@@ -119,6 +119,19 @@ impl ScimError {
         Self::new(StatusCode::UNAUTHORIZED, None, detail)
     }
 
+    /// 429 with `Retry-After: seconds`, for a client with too many failed authentications.
+    pub(crate) fn too_many_failed_authentications(seconds: u64) -> Self {
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            format!(
+                "too many failed authentications from this address; retry in {seconds} seconds"
+            ),
+        );
+        err.retry_after = Some(seconds);
+        err
+    }
+
     pub(crate) fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, None, detail)
     }

@@ -2,16 +2,19 @@
 //! Every rejection is a SCIM error.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 
-use crate::AppState;
 use crate::error::ScimError;
+use crate::limits::{INLINE_PARSE_BYTES, check_json_depth};
+use crate::{AppState, Connection};
 
 /// A JSON request body. The content type is not checked: `application/scim+json`,
-/// `application/json` (Okta) and a missing one are all read as JSON.
+/// `application/json` (Okta) and a missing one are all read as JSON. Its nesting is checked
+/// against [`MAX_JSON_DEPTH`](crate::limits::MAX_JSON_DEPTH) before it is parsed, and a large
+/// body is parsed on the blocking pool.
 pub(crate) struct JsonBody(pub(crate) Value);
 
 impl FromRequest<AppState> for JsonBody {
@@ -25,7 +28,14 @@ impl FromRequest<AppState> for JsonBody {
                 ScimError::invalid_syntax("the request body could not be read")
             }
         })?;
-        parse_json(&bytes).map(JsonBody)
+        if bytes.len() <= INLINE_PARSE_BYTES {
+            return parse_json(&bytes).map(JsonBody);
+        }
+        state
+            .cpu
+            .run(move || parse_json(&bytes))
+            .await?
+            .map(JsonBody)
     }
 }
 
@@ -33,11 +43,14 @@ pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, ScimError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax("a JSON request body is required"));
     }
+    check_json_depth(bytes)?;
     serde_json::from_slice(bytes)
         .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
 }
 
-/// The base URL of the SCIM API as clients see it, without a trailing slash.
+/// The base URL of the SCIM API as clients see it, without a trailing slash: the configured
+/// public URL, else the address the client connected to (never the `Host` header, which the
+/// client writes), else (a router not served by [`crate::serve`]) the path alone.
 pub(crate) struct BaseUrl(pub(crate) String);
 
 impl FromRequestParts<AppState> for BaseUrl {
@@ -50,14 +63,12 @@ impl FromRequestParts<AppState> for BaseUrl {
         if let Some(base) = &state.config.public_base_url {
             return Ok(Self(base.trim_end_matches('/').to_owned()));
         }
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()));
-        Ok(Self(match host {
-            Some(host) => format!("http://{host}/scim/v2"),
+        let local = parts
+            .extensions
+            .get::<ConnectInfo<Connection>>()
+            .and_then(|c| c.0.local);
+        Ok(Self(match local {
+            Some(addr) => format!("http://{addr}/scim/v2"),
             None => "/scim/v2".to_owned(),
         }))
     }

@@ -8,15 +8,23 @@
 //! the service decides the tenant and what the token may do.
 
 mod auth;
+mod cpu;
 mod error;
 mod extract;
 mod grpc;
+pub mod limits;
 mod response;
 mod routes;
 mod scim;
+mod throttle;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
 
 /// The gRPC transport the facade calls the service through: a `tonic::transport::Channel` in a
 /// split deployment, or the service's in-process `tonic::service::Routes`, boxed.
@@ -30,7 +38,9 @@ pub type Transport = tower::util::BoxCloneSyncService<
 #[derive(Debug, Clone)]
 pub struct FacadeConfig {
     /// The public base URL of the SCIM API, e.g. `https://roster.example.com/scim/v2`, used in
-    /// `meta.location`, `Location` and `$ref`. `None`: `http://<Host header>/scim/v2`.
+    /// `meta.location`, `Location` and `$ref`. `None`: `http://<the address the client
+    /// connected to>/scim/v2` (e.g. `http://127.0.0.1:8080/scim/v2`); never the request's
+    /// `Host` header, which the client chooses.
     pub public_base_url: Option<String>,
     /// The largest request body accepted, in bytes (413 above it).
     pub body_limit: usize,
@@ -42,6 +52,12 @@ pub struct FacadeConfig {
     /// Refuse attributes that no served schema declares (400 `invalidValue`) instead of keeping
     /// them as written. Off by default: Okta and Entra send custom attributes.
     pub strict_schema: bool,
+    /// Failed authentications (401 answers) one client IP address may have within
+    /// `auth_failure_window` before every further request from it answers 429 until that window
+    /// passes. 0: no throttling (e.g. behind a proxy that throttles).
+    pub auth_failure_limit: u32,
+    /// The window of `auth_failure_limit`, starting at a client's first failure.
+    pub auth_failure_window: Duration,
 }
 
 impl Default for FacadeConfig {
@@ -52,6 +68,8 @@ impl Default for FacadeConfig {
             max_page_size: roster_proto::MAX_PAGE_SIZE,
             bulk_max_operations: 1000,
             strict_schema: false,
+            auth_failure_limit: 20,
+            auth_failure_window: Duration::from_secs(60),
         }
     }
 }
@@ -63,6 +81,28 @@ pub(crate) struct AppState {
     pub(crate) config: Arc<FacadeConfig>,
     /// `/ServiceProviderConfig` without `meta`, built once from the configuration.
     pub(crate) service_provider_config: Arc<serde_json::Value>,
+    /// Where CPU-heavy steps run.
+    pub(crate) cpu: cpu::CpuPool,
+    /// Failed authentications per client.
+    pub(crate) auth_throttle: Arc<throttle::AuthThrottle>,
+}
+
+/// The TCP connection a request came on: the address the client connected to (the base URL's
+/// authority when no public URL is configured) and the client's address (the key of the
+/// failed-authentication throttle). Present when the router is served by [`serve`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Connection {
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) peer: SocketAddr,
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Connection {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Self {
+            local: stream.io().local_addr().ok(),
+            peer: *stream.remote_addr(),
+        }
+    }
 }
 
 /// The SCIM application: `/scim/v2/Users` and `/scim/v2/Groups` (with their `/.search`), the
@@ -77,22 +117,30 @@ pub fn router(transport: Transport, config: FacadeConfig) -> axum::Router {
             max_payload_size: config.body_limit,
         },
     );
+    let auth_throttle =
+        throttle::AuthThrottle::new(config.auth_failure_limit, config.auth_failure_window);
     routes::router(AppState {
         transport,
         config: Arc::new(config),
         service_provider_config: Arc::new(service_provider_config),
+        cpu: cpu::CpuPool::new(),
+        auth_throttle: Arc::new(auth_throttle),
     })
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains open connections.
+/// Each request learns its connection's addresses (see [`Connection`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<Connection>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[cfg(test)]

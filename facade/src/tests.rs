@@ -412,6 +412,10 @@ fn ada() -> User {
     }
 }
 
+/// The address the test requests were "served" on, and the client's.
+const SERVED_AT: &str = "127.0.0.1:8080";
+const CLIENT: &str = "192.0.2.10:50000";
+
 struct Reply {
     status: StatusCode,
     headers: HeaderMap,
@@ -453,6 +457,14 @@ async fn send_raw(
         None => request.body(Body::empty()),
     }
     .unwrap();
+    let mut request = request;
+    // What `crate::serve` attaches to every request.
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(crate::Connection {
+            local: Some(SERVED_AT.parse().unwrap()),
+            peer: CLIENT.parse().unwrap(),
+        }));
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
@@ -682,13 +694,105 @@ async fn create_user_returns_201_with_location_and_etag() {
 }
 
 #[tokio::test]
-async fn base_url_falls_back_to_the_host_header() {
+async fn base_url_falls_back_to_the_served_address_never_the_host_header() {
     let mock = Mock::with_user(ada());
     let app = app_with(&mock, FacadeConfig::default());
-    let reply = send(&app, Method::GET, "/scim/v2/Users/u-1", Some("good"), None).await;
+    let reply = send_raw(
+        &app,
+        Method::GET,
+        "/scim/v2/Users/u-1",
+        Some("good"),
+        None,
+        &[("host", "evil.example")],
+    )
+    .await;
     assert_eq!(
         reply.body["meta"]["location"],
-        "http://facade.test/scim/v2/Users/u-1"
+        "http://127.0.0.1:8080/scim/v2/Users/u-1"
+    );
+    // Not served through `serve` (no connection): the path alone, still not the Host header.
+    let request = Request::builder()
+        .uri("/scim/v2/Users/u-1")
+        .header(header::HOST, "evil.example")
+        .header(header::AUTHORIZATION, "good")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["meta"]["location"], "/scim/v2/Users/u-1");
+}
+
+#[tokio::test]
+async fn oversized_and_deep_bodies_are_refused_without_a_grpc_call() {
+    let mock = Mock::with_user(ada());
+    let app = app(&mock);
+    let values: Vec<Value> = (0..40_000).map(|i| json!(format!("v{i}"))).collect();
+    let body = patch_body(json!([{"op": "add", "path": "tags", "value": values}]));
+    let reply = send(
+        &app,
+        Method::PATCH,
+        "/scim/v2/Users/u-1",
+        Some("good"),
+        Some(body),
+    )
+    .await;
+    assert_scim_error(&reply, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["scimType"], "tooMany");
+    let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+    let reply = send_raw(
+        &app,
+        Method::POST,
+        "/scim/v2/Users",
+        Some("good"),
+        Some(deep),
+        &[],
+    )
+    .await;
+    assert_scim_error(&reply, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["scimType"], "invalidSyntax");
+    assert!(mock.calls().is_empty(), "{:?}", mock.calls());
+}
+
+#[tokio::test]
+async fn repeated_failed_authentication_is_throttled_per_client() {
+    let mock = Mock::with_user(ada());
+    let app = app_with(
+        &mock,
+        FacadeConfig {
+            auth_failure_limit: 3,
+            ..FacadeConfig::default()
+        },
+    );
+    // Successes do not count.
+    for _ in 0..5 {
+        let reply = send(&app, Method::GET, "/scim/v2/Users/u-1", Some("good"), None).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    // A missing header and a token the service refuses both count.
+    let reply = send(&app, Method::GET, "/scim/v2/Users/u-1", None, None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    for _ in 0..2 {
+        let reply = send(&app, Method::GET, "/scim/v2/Users/u-1", Some("bad"), None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let calls = mock.calls().len();
+    for auth in ["bad", "good"] {
+        let reply = send(&app, Method::GET, "/scim/v2/Users/u-1", Some(auth), None).await;
+        assert_scim_error(&reply, StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = reply.headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+    }
+    assert_eq!(
+        mock.calls().len(),
+        calls,
+        "a throttled client reaches no RPC"
     );
 }
 

@@ -12,6 +12,7 @@ mod filter_prop;
 mod groups;
 mod grpc;
 mod harness;
+mod limits;
 mod listing;
 mod plans;
 mod protocol;

@@ -13,8 +13,12 @@
 //! - `failOnErrors: N` stops after the N-th failure; the response lists the operations that
 //!   ran, in request order.
 //! - `version` is the operation's `If-Match`.
-//! - More than `maxOperations` operations, or a body over `maxPayloadSize` (the facade's body
-//!   limit), is 413 for the whole request (RFC 7644 §3.7.4), before anything runs.
+//! - More than `maxOperations` operations, a body over `maxPayloadSize` (the facade's body
+//!   limit), or operations carrying more than `limits::MAX_BULK_VALUES` JSON values together,
+//!   is 413 for the whole request (RFC 7644 §3.7.4), before anything runs. The nesting of the
+//!   body is bounded like any body's (`limits::MAX_JSON_DEPTH`); each operation's `data` is
+//!   then held to the limits of its single-resource route (a PATCH's to `limits`' PATCH
+//!   bounds), its failure answered in its own result.
 
 use std::collections::HashMap;
 
@@ -27,9 +31,11 @@ use serde_json::{Map, Value, json};
 use super::discovery::Authenticated;
 use super::{groups, users};
 use crate::AppState;
+use crate::cpu::CpuPool;
 use crate::error::ScimError;
 use crate::extract::{BaseUrl, JsonBody, parse_entity_tag};
 use crate::grpc::Grpc;
+use crate::limits::{MAX_BULK_VALUES, count_values};
 use crate::response::{scim_json, weak_etag};
 use crate::scim::{BULK_REQUEST_URN, BULK_RESPONSE_URN, as_object, get_ci};
 
@@ -108,7 +114,14 @@ pub(crate) async fn bulk(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ScimError> {
     let request = parse_request(&body, state.config.bulk_max_operations)?;
-    let results = run(&grpc, &base, state.config.strict_schema, request).await;
+    let results = run(
+        &grpc,
+        &state.cpu,
+        &base,
+        state.config.strict_schema,
+        request,
+    )
+    .await;
     Ok(scim_json(
         StatusCode::OK,
         &json!({"schemas": [BULK_RESPONSE_URN], "Operations": results}),
@@ -139,6 +152,21 @@ fn parse_request(body: &Value, max_operations: usize) -> Result<BulkRequest, Sci
             format!(
                 "the bulk request has {} operations, more than maxOperations ({max_operations})",
                 operations.len()
+            ),
+        ));
+    }
+    let values = operations
+        .iter()
+        .map(|op| count_values(op, MAX_BULK_VALUES))
+        .try_fold(0usize, |total, n| {
+            Some(total + n).filter(|t| *t <= MAX_BULK_VALUES)
+        });
+    if values.is_none() {
+        return Err(ScimError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+            format!(
+                "the bulk request's operations carry more than {MAX_BULK_VALUES} values; split it"
             ),
         ));
     }
@@ -357,7 +385,13 @@ struct Done {
     etag: String,
 }
 
-async fn run(grpc: &Grpc, base: &str, strict: bool, request: BulkRequest) -> Vec<Value> {
+async fn run(
+    grpc: &Grpc,
+    cpu: &CpuPool,
+    base: &str,
+    strict: bool,
+    request: BulkRequest,
+) -> Vec<Value> {
     let operations = request.operations;
     // The POST declaring each bulkId (the first one, when a bulkId is declared twice).
     let mut posts: HashMap<String, usize> = HashMap::new();
@@ -423,7 +457,7 @@ async fn run(grpc: &Grpc, base: &str, strict: bool, request: BulkRequest) -> Vec
                         location = Some(format!("{base}/{}/{id}", action.endpoint.as_str()));
                     }
                     let endpoint = action.endpoint;
-                    execute(grpc, strict, action).await.inspect(|done| {
+                    execute(grpc, cpu, strict, action).await.inspect(|done| {
                         location = Some(format!("{base}/{}/{}", endpoint.as_str(), done.id));
                     })
                 }
@@ -472,7 +506,12 @@ fn unresolved<'a>(refs: &'a [String], created: &HashMap<String, String>) -> Opti
 }
 
 /// Runs one operation through the function its single-resource route uses.
-async fn execute(grpc: &Grpc, strict: bool, action: Action) -> Result<Done, ScimError> {
+async fn execute(
+    grpc: &Grpc,
+    cpu: &CpuPool,
+    strict: bool,
+    action: Action,
+) -> Result<Done, ScimError> {
     let Action {
         method,
         endpoint,
@@ -494,7 +533,7 @@ async fn execute(grpc: &Grpc, strict: bool, action: Action) -> Result<Done, Scim
             (StatusCode::OK, u.id, u.etag)
         }
         (Endpoint::Users, Method::Patch) => {
-            let u = users::patch_user(grpc, id, &data, if_match, strict).await?;
+            let u = users::patch_user(grpc, cpu, id, &data, if_match, strict).await?;
             (StatusCode::OK, u.id, u.etag)
         }
         (Endpoint::Users, Method::Delete) => {

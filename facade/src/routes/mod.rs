@@ -6,10 +6,11 @@ mod groups;
 mod search;
 mod users;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request as AxumRequest, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use http::{Request, StatusCode, header};
@@ -19,9 +20,9 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::AppState;
 use crate::error::ScimError;
 use crate::response::ensure_scim_errors;
+use crate::{AppState, Connection};
 
 pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
@@ -76,9 +77,11 @@ pub(crate) fn router(state: AppState) -> Router {
             );
             tracing::info!("request finished");
         });
+    let throttle = axum::middleware::from_fn_with_state(state.clone(), throttle_failed_auth);
     Router::new()
         .nest("/scim/v2", scim)
         .fallback(not_found)
+        .layer(throttle)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(axum::middleware::map_response(ensure_scim_errors))
@@ -89,6 +92,32 @@ pub(crate) fn router(state: AppState) -> Router {
             header::COOKIE,
         ]))
         .with_state(state)
+}
+
+/// 429 for a client with too many recent failed authentications (see `crate::throttle`), before
+/// anything else is done for it; otherwise the request, whose 401 (from the facade or the
+/// service) counts as a failure.
+async fn throttle_failed_auth(
+    State(state): State<AppState>,
+    request: AxumRequest,
+    next: Next,
+) -> Response {
+    let Some(client) = request
+        .extensions()
+        .get::<ConnectInfo<Connection>>()
+        .map(|c| c.0.peer.ip())
+    else {
+        return next.run(request).await;
+    };
+    if let Some(seconds) = state.auth_throttle.throttled(client, Instant::now()) {
+        tracing::warn!(%client, "throttled after repeated failed authentication");
+        return ScimError::too_many_failed_authentications(seconds).into_response();
+    }
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        state.auth_throttle.failed(client, Instant::now());
+    }
+    response
 }
 
 async fn not_found() -> ScimError {

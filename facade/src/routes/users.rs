@@ -10,13 +10,19 @@ use roster_proto::v1::{
 use serde_json::Value;
 use tonic::Code;
 
+use std::sync::Arc;
+
 use crate::AppState;
+use crate::cpu::CpuPool;
 use crate::error::ScimError;
 use crate::extract::{BaseUrl, Conditions, JsonBody, Params};
 use crate::grpc::Grpc;
+use crate::limits::{INLINE_PATCH_VALUES, check_multi_valued};
 use crate::response::{no_content, not_modified, resource, scim_json};
 use crate::scim::list::{ListQuery, Listed, Page};
-use crate::scim::patch::{PatchOperation, ResourceSchema, apply_patch, parse_patch_request};
+use crate::scim::patch::{
+    PatchOperation, ResourceSchema, apply_patch, parse_patch_request, patch_values,
+};
 use crate::scim::project::Projection;
 use crate::scim::user::{user_from_scim, user_to_scim};
 use crate::scim::user_patch::{UserPatchPlan, plan_user_patch};
@@ -65,6 +71,7 @@ pub(crate) async fn create_user(
     strict: bool,
 ) -> Result<User, ScimError> {
     check_resource(body, Resource::User, strict)?;
+    check_body_multi_valued(body)?;
     let parsed = user_from_scim(body)?;
     let mut user = parsed.user;
     if !parsed.active_given {
@@ -84,6 +91,7 @@ pub(crate) async fn replace_user(
     strict: bool,
 ) -> Result<User, ScimError> {
     check_resource(body, Resource::User, strict)?;
+    check_body_multi_valued(body)?;
     let parsed = user_from_scim(body)?;
     let mask = parsed.replace_mask();
     let mut user = parsed.user;
@@ -94,6 +102,7 @@ pub(crate) async fn replace_user(
 /// PATCH: the fast path (one `UpdateUser`) when it applies, else read-modify-write.
 pub(crate) async fn patch_user(
     grpc: &Grpc,
+    cpu: &CpuPool,
     id: String,
     body: &Value,
     if_match: Option<String>,
@@ -107,8 +116,15 @@ pub(crate) async fn patch_user(
             user.id = id;
             Ok(update_user(grpc, *user, mask, if_match.unwrap_or_default()).await?)
         }
-        UserPatchPlan::General => patch_general(grpc, &id, &ops, if_match.as_deref(), strict).await,
+        UserPatchPlan::General => {
+            patch_general(grpc, cpu, &id, ops, if_match.as_deref(), strict).await
+        }
     }
+}
+
+/// [`check_multi_valued`] for a POST or PUT body: its lists and the width of its objects.
+fn check_body_multi_valued(body: &Value) -> Result<(), ScimError> {
+    check_multi_valued("the User", body)
 }
 
 /// DELETE, on the version `if_match` if given.
@@ -252,6 +268,7 @@ pub(crate) async fn patch(
 ) -> Result<Response, ScimError> {
     let updated = patch_user(
         &grpc,
+        &state.cpu,
         id,
         &body,
         conditions.if_match,
@@ -263,17 +280,17 @@ pub(crate) async fn patch(
 
 /// Read, apply the operations to the SCIM document, write it back on the etag read; retried
 /// when another writer came in between (unless the client pinned a version with If-Match).
-///
-/// Only the attributes the operations changed are checked (so that values stored before a
-/// check existed, or before strict mode was turned on, do not block other changes); a value
-/// made primary takes `primary` from the value that had it (RFC 7644 §3.5.2).
+/// A PATCH with many values is applied on the blocking pool (see `crate::cpu`).
 async fn patch_general(
     grpc: &Grpc,
+    cpu: &CpuPool,
     id: &str,
-    ops: &[PatchOperation],
+    ops: Vec<PatchOperation>,
     if_match: Option<&str>,
     strict: bool,
 ) -> Result<User, ScimError> {
+    let inline = patch_values(&ops) <= INLINE_PATCH_VALUES;
+    let ops = Arc::new(ops);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -285,32 +302,16 @@ async fn patch_general(
                 "the user has changed since the version in If-Match",
             ));
         }
-        // The base URL does not matter here: `meta` and `$ref`s are ignored on the way back.
-        let Value::Object(mut doc) = user_to_scim(&current, "") else {
-            return Err(ScimError::internal());
+        let etag = current.etag.clone();
+        let (mut user, mask) = if inline {
+            apply_to_user(&current, &ops, strict)?
+        } else {
+            let ops = Arc::clone(&ops);
+            cpu.run(move || apply_to_user(&current, &ops, strict))
+                .await??
         };
-        let before = doc.clone();
-        apply_patch(&mut doc, ops, &USER_PATCH_SCHEMA)?;
-        demote_replaced_primaries(&before, &mut doc);
-        let changed: serde_json::Map<String, Value> = doc
-            .iter()
-            .filter(|(k, v)| before.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        check_attributes_of(&changed, Resource::User, strict, &[])?;
-        let mut parsed = user_from_scim(&Value::Object(doc))?;
-        // The document was complete: an extension the operations removed clears the role, and
-        // a removed `active` is unassigned (which denies like `active: false`).
-        parsed.role_given = true;
-        if !parsed.active_given {
-            parsed.user.active = false;
-            parsed.user.active_unassigned = true;
-            parsed.active_given = true;
-        }
-        let mask = parsed.replace_mask();
-        let mut user = parsed.user;
         user.id = id.to_owned();
-        match update_user(grpc, user, mask, current.etag).await {
+        match update_user(grpc, user, mask, etag).await {
             Err(status)
                 if status.code() == Code::Aborted
                     && if_match.is_none()
@@ -328,6 +329,53 @@ async fn patch_general(
             result => return result.map_err(ScimError::from),
         }
     }
+}
+
+/// The user `ops` make of `current`, and the field mask of the whole-document write.
+///
+/// Only the attributes the operations changed are checked (so that values stored before a
+/// check existed, or before strict mode was turned on, do not block other changes); a value
+/// made primary takes `primary` from the value that had it (RFC 7644 §3.5.2).
+fn apply_to_user(
+    current: &User,
+    ops: &[PatchOperation],
+    strict: bool,
+) -> Result<(User, Vec<String>), ScimError> {
+    // The base URL does not matter here: `meta` and `$ref`s are ignored on the way back.
+    let Value::Object(mut doc) = user_to_scim(current, "") else {
+        return Err(ScimError::internal());
+    };
+    let before = doc.clone();
+    apply_patch(&mut doc, ops, &USER_PATCH_SCHEMA)?;
+    demote_replaced_primaries(&before, &mut doc);
+    let changed: serde_json::Map<String, Value> = doc
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    check_multi_valued_attributes(&changed)?;
+    check_attributes_of(&changed, Resource::User, strict, &[])?;
+    let mut parsed = user_from_scim(&Value::Object(doc))?;
+    // The document was complete: an extension the operations removed clears the role, and
+    // a removed `active` is unassigned (which denies like `active: false`).
+    parsed.role_given = true;
+    if !parsed.active_given {
+        parsed.user.active = false;
+        parsed.user.active_unassigned = true;
+        parsed.active_given = true;
+    }
+    let mask = parsed.replace_mask();
+    Ok((parsed.user, mask))
+}
+
+/// [`check_multi_valued`] for each attribute of a User body (or of the attributes a PATCH
+/// changed).
+fn check_multi_valued_attributes(
+    attributes: &serde_json::Map<String, Value>,
+) -> Result<(), ScimError> {
+    attributes
+        .iter()
+        .try_for_each(|(name, value)| check_multi_valued(name, value))
 }
 
 pub(crate) async fn delete(

@@ -6,11 +6,17 @@
 //! filter with no match on `add`/`replace` creating the entry (Entra), and `remove` with a
 //! `value` list removing only those values (Entra's member removal).
 
+use std::collections::HashSet;
+
 use scim_v2::filter::{AttrExp, AttrPath, CompValue, CompareOp, PatchPath, ValFilter};
 use serde_json::{Map, Value};
 
 use super::{PATCH_OP_URN, as_object, check_schemas, coerce_bool, get_ci, key_ci};
 use crate::error::ScimError;
+use crate::limits::{
+    MAX_ATTRIBUTES, MAX_PATCH_OPERATION_VALUES, MAX_PATCH_OPERATIONS, MAX_PATCH_PATH_CHARS,
+    MAX_PATCH_VALUES, count_values, too_many,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OpKind {
@@ -39,7 +45,54 @@ pub(crate) fn parse_patch_request(body: &Value) -> Result<Vec<PatchOperation>, S
             "'Operations' must contain at least one operation",
         ));
     }
+    check_patch_size(ops)?;
     ops.iter().map(parse_operation).collect()
+}
+
+/// The limits of `crate::limits` on a PATCH's operations, checked before any of them is parsed
+/// or applied (and so before any gRPC call).
+fn check_patch_size(ops: &[Value]) -> Result<(), ScimError> {
+    if ops.len() > MAX_PATCH_OPERATIONS {
+        return Err(too_many(format!(
+            "the PATCH has {} operations, more than the {MAX_PATCH_OPERATIONS} accepted; split it",
+            ops.len()
+        )));
+    }
+    let mut total = 0usize;
+    for op in ops {
+        let Some(map) = op.as_object() else { continue };
+        if let Some(Value::String(path)) = get_ci(map, "path")
+            && path.chars().count() > MAX_PATCH_PATH_CHARS
+        {
+            return Err(ScimError::invalid_path(format!(
+                "a 'path' is longer than {MAX_PATCH_PATH_CHARS} characters"
+            )));
+        }
+        let Some(value) = get_ci(map, "value") else {
+            continue;
+        };
+        let values = count_values(value, MAX_PATCH_OPERATION_VALUES);
+        if values > MAX_PATCH_OPERATION_VALUES {
+            return Err(too_many(format!(
+                "an operation carries more than {MAX_PATCH_OPERATION_VALUES} values; split it"
+            )));
+        }
+        total += values;
+        if total > MAX_PATCH_VALUES {
+            return Err(too_many(format!(
+                "the PATCH carries more than {MAX_PATCH_VALUES} values; split it"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The number of values a PATCH request's operations carry (as `crate::limits` counts them).
+pub(crate) fn patch_values(ops: &[PatchOperation]) -> usize {
+    ops.iter()
+        .filter_map(|op| op.value.as_ref())
+        .map(|v| count_values(v, MAX_PATCH_VALUES))
+        .sum()
 }
 
 fn parse_operation(op: &Value) -> Result<PatchOperation, ScimError> {
@@ -175,6 +228,12 @@ pub(crate) fn apply_patch(
                         "an operation without 'path' needs an object 'value'",
                     ));
                 };
+                if values.len() > MAX_ATTRIBUTES {
+                    return Err(ScimError::invalid_value(format!(
+                        "an operation without 'path' names more than the {MAX_ATTRIBUTES} \
+                         attributes a resource may have"
+                    )));
+                }
                 for (key, value) in values {
                     if schema.is_read_only(key) {
                         continue;
@@ -218,7 +277,7 @@ fn apply_target(
             (_, Some(Value::Object(values))) => {
                 let ext = object_entry(doc, urn)?;
                 for (k, v) in values {
-                    set_attr(ext, k, kind, v);
+                    set_attr(ext, k, kind, v)?;
                 }
                 Ok(())
             }
@@ -235,7 +294,7 @@ fn apply_target(
             match (value.filter(|_| !removing), sub) {
                 (None, None) => remove_attr(parent, name, value),
                 (None, Some(sub)) => remove_sub_attr(parent, name, sub),
-                (Some(value), None) => set_attr(parent, name, kind, value),
+                (Some(value), None) => return set_attr(parent, name, kind, value),
                 (Some(value), Some(sub)) => return set_sub_attr(parent, name, sub, kind, value),
             }
             Ok(())
@@ -275,7 +334,13 @@ fn object_entry<'a>(
     map: &'a mut Map<String, Value>,
     key: &str,
 ) -> Result<&'a mut Map<String, Value>, ScimError> {
-    let key = key_ci(map, key).unwrap_or_else(|| key.to_owned());
+    let key = match key_ci(map, key) {
+        Some(key) => key,
+        None => {
+            room_for_one_more(map, key)?;
+            key.to_owned()
+        }
+    };
     let entry = map
         .entry(key.clone())
         .or_insert_with(|| Value::Object(Map::new()));
@@ -293,35 +358,64 @@ fn remove_ci(map: &mut Map<String, Value>, name: &str) -> Option<Value> {
 
 /// add/replace of a whole attribute: complex values merge sub-attributes (RFC 7644 §3.5.2.1,
 /// §3.5.2.3); `add` appends to a multi-valued attribute, `replace` replaces it.
-fn set_attr(map: &mut Map<String, Value>, name: &str, kind: OpKind, value: &Value) {
+fn set_attr(
+    map: &mut Map<String, Value>,
+    name: &str,
+    kind: OpKind,
+    value: &Value,
+) -> Result<(), ScimError> {
     if value.is_null() {
         remove_ci(map, name);
-        return;
+        return Ok(());
     }
-    let key = key_ci(map, name).unwrap_or_else(|| name.to_owned());
+    let key = match key_ci(map, name) {
+        Some(key) => key,
+        None => {
+            room_for_one_more(map, name)?;
+            name.to_owned()
+        }
+    };
     let existing = map.get_mut(&key);
     match (existing, value) {
         (Some(Value::Object(current)), Value::Object(values)) => {
             for (k, v) in values {
-                set_attr(current, k, OpKind::Replace, v);
+                set_attr(current, k, OpKind::Replace, v)?;
             }
         }
+        // Values already present are not added again (RFC 7644 §3.5.2.1). One hash set of the
+        // values present: linear in the values, where a `contains` per value was quadratic.
         (Some(Value::Array(current)), _) if kind == OpKind::Add => {
             let items = match value {
-                Value::Array(items) => items.clone(),
-                single => vec![single.clone()],
+                Value::Array(items) => items.as_slice(),
+                single => std::slice::from_ref(single),
             };
-            for item in items {
-                if !current.contains(&item) {
-                    current.push(item);
-                }
-            }
+            let mut present: HashSet<&Value> = current.iter().collect();
+            let fresh: Vec<Value> = items
+                .iter()
+                .filter(|item| present.insert(*item))
+                .cloned()
+                .collect();
+            current.extend(fresh);
         }
         (Some(Value::Array(current)), Value::Object(_)) => *current = vec![value.clone()],
         _ => {
             map.insert(key, value.clone());
         }
     }
+    Ok(())
+}
+
+/// 400 `invalidValue` when `map` already has [`MAX_ATTRIBUTES`] members, before `name` is
+/// added. Every lookup in an object scans it for a key of any letter case: bounding the width
+/// of the objects bounds that scan, and so the work of a PATCH to its values times this bound.
+fn room_for_one_more(map: &Map<String, Value>, name: &str) -> Result<(), ScimError> {
+    if map.len() >= MAX_ATTRIBUTES {
+        return Err(ScimError::invalid_value(format!(
+            "cannot add '{name}': an object of the resource may have at most {MAX_ATTRIBUTES} \
+             attributes"
+        )));
+    }
+    Ok(())
 }
 
 /// remove of a whole attribute; with a value list on a multi-valued attribute, only the values
@@ -331,11 +425,11 @@ fn remove_attr(map: &mut Map<String, Value>, name: &str, values: Option<&Value>)
         return;
     };
     if let (Some(Value::Array(current)), Some(values)) = (map.get_mut(&key), values) {
-        let doomed: Vec<&Value> = match values {
-            Value::Array(items) => items.iter().collect(),
-            single => vec![single],
+        let doomed: HashSet<ValueKey<'_>> = match values {
+            Value::Array(items) => items.iter().map(ValueKey::of).collect(),
+            single => HashSet::from([ValueKey::of(single)]),
         };
-        current.retain(|item| !doomed.iter().any(|d| same_value(item, d)));
+        current.retain(|item| !doomed.contains(&ValueKey::of(item)));
         if !current.is_empty() {
             return;
         }
@@ -343,19 +437,35 @@ fn remove_attr(map: &mut Map<String, Value>, name: &str, values: Option<&Value>)
     map.shift_remove(&key);
 }
 
-/// Whether a multi-valued attribute's `item` is the one `wanted` names.
-fn same_value(item: &Value, wanted: &Value) -> bool {
-    let sub_value = |v: &Value| v.as_object().and_then(|m| get_ci(m, "value")).cloned();
-    match (sub_value(item), sub_value(wanted)) {
-        (Some(a), Some(b)) => values_equal(&a, &b),
-        _ => values_equal(item, wanted),
-    }
+/// What identifies a value of a multi-valued attribute for a `remove` with a value list: its
+/// `value` sub-attribute when it has one, else the whole value; strings without ASCII letter
+/// case. Two values name the same one exactly when their keys are equal, so the values to
+/// remove go in one hash set (linear, where comparing each value with each was quadratic).
+/// (Two equal objects have the same keys, so either both have a `value` sub-attribute or
+/// neither does.)
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum ValueKey<'a> {
+    Sub(Scalar<'a>),
+    Whole(Scalar<'a>),
 }
 
-fn values_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
-        _ => a == b,
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Scalar<'a> {
+    /// A string, ASCII-lower-cased.
+    Text(String),
+    Other(&'a Value),
+}
+
+impl<'a> ValueKey<'a> {
+    fn of(value: &'a Value) -> Self {
+        let scalar = |v: &'a Value| match v {
+            Value::String(s) => Scalar::Text(s.to_ascii_lowercase()),
+            other => Scalar::Other(other),
+        };
+        match value.as_object().and_then(|m| get_ci(m, "value")) {
+            Some(sub) => ValueKey::Sub(scalar(sub)),
+            None => ValueKey::Whole(scalar(value)),
+        }
     }
 }
 
@@ -371,8 +481,7 @@ fn set_sub_attr(
             "'{name}' is multi-valued: select values with a filter, e.g. {name}[type eq \"work\"].{sub}"
         )));
     }
-    set_attr(object_entry(map, name)?, sub, kind, value);
-    Ok(())
+    set_attr(object_entry(map, name)?, sub, kind, value)
 }
 
 fn remove_sub_attr(map: &mut Map<String, Value>, name: &str, sub: &str) {
@@ -407,6 +516,9 @@ fn apply_filtered(
     if map.get(&key).is_none_or(Value::is_null) {
         if kind == OpKind::Remove || value.is_none() {
             return Ok(());
+        }
+        if !map.contains_key(&key) {
+            room_for_one_more(map, &key)?;
         }
         map.insert(key.clone(), Value::Array(Vec::new()));
     }
@@ -468,10 +580,10 @@ fn merge_into(
     value: &Value,
 ) -> Result<(), ScimError> {
     match (sub, value) {
-        (Some(sub), v) => set_attr(item, sub, OpKind::Replace, v),
+        (Some(sub), v) => set_attr(item, sub, OpKind::Replace, v)?,
         (None, Value::Object(values)) => {
             for (k, v) in values {
-                set_attr(item, k, OpKind::Replace, v);
+                set_attr(item, k, OpKind::Replace, v)?;
             }
         }
         (None, _) => {
@@ -614,6 +726,9 @@ fn as_text(v: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use crate::error::ScimType;
+    use crate::limits::{
+        MAX_PATCH_OPERATION_VALUES, MAX_PATCH_OPERATIONS, MAX_PATCH_PATH_CHARS, MAX_PATCH_VALUES,
+    };
     use crate::scim::{ENTERPRISE_USER_URN, ROSTER_USER_URN, USER_URN};
     use serde_json::json;
 
@@ -857,6 +972,159 @@ mod tests {
             let err = apply(user(), ops.clone()).unwrap_err();
             assert_eq!(err.scim_type, Some(scim_type), "{ops}");
         }
+    }
+
+    #[test]
+    fn add_skips_values_already_present_however_their_keys_are_ordered() {
+        let doc = json!({"schemas": [USER_URN], "userName": "x",
+            "tags": ["a", {"k": 1, "v": 2}]});
+        let out = apply(
+            doc,
+            json!([{"op": "add", "path": "tags",
+                "value": ["a", {"v": 2, "k": 1}, "b", "b", {"k": 1}]}]),
+        )
+        .unwrap();
+        assert_eq!(out["tags"], json!(["a", {"k": 1, "v": 2}, "b", {"k": 1}]));
+    }
+
+    #[test]
+    fn remove_by_value_matches_the_value_sub_attribute_without_case() {
+        let doc = json!({"schemas": [USER_URN], "userName": "x",
+            "tags": ["A", 1, {"value": "X", "display": "d"}, {"display": "only"}, "1"]});
+        let out = apply(
+            doc,
+            json!([{"op": "remove", "path": "tags",
+                "value": ["a", {"value": "x"}, {"display": "only"}, {"value": 1}]}]),
+        )
+        .unwrap();
+        // `{"value": 1}` names a value whose `value` is 1; the number 1 itself has none.
+        assert_eq!(out["tags"], json!([1, "1"]));
+    }
+
+    /// With a `contains` per value (quadratic), these took tens of seconds; linear, well under
+    /// a second even unoptimised. The bound is generous: what is tested is that it finishes.
+    #[test]
+    fn adding_and_removing_many_values_is_linear() {
+        const N: usize = 20_000;
+        let existing: Vec<Value> = (0..N).map(|i| json!(format!("v{i}"))).collect();
+        let added: Vec<Value> = (N / 2..N + N / 2).map(|i| json!(format!("v{i}"))).collect();
+        let doc = json!({"schemas": [USER_URN], "userName": "x", "tags": existing});
+        let started = std::time::Instant::now();
+        let mut doc = doc.as_object().unwrap().clone();
+        let add = PatchOperation {
+            op: OpKind::Add,
+            path: Some("tags".into()),
+            value: Some(Value::Array(added.clone())),
+        };
+        apply_patch(&mut doc, &[add], &SCHEMA).unwrap();
+        assert_eq!(doc["tags"].as_array().unwrap().len(), N + N / 2);
+        let remove = PatchOperation {
+            op: OpKind::Remove,
+            path: Some("tags".into()),
+            value: Some(Value::Array(
+                added
+                    .iter()
+                    .map(|v| json!({"value": v}))
+                    .chain(added.clone())
+                    .collect(),
+            )),
+        };
+        apply_patch(&mut doc, &[remove], &SCHEMA).unwrap();
+        assert_eq!(doc["tags"].as_array().unwrap().len(), N / 2);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn objects_are_bounded_in_width_while_the_patch_applies() {
+        use crate::limits::MAX_ATTRIBUTES;
+        let keys = |n: usize| -> Map<String, Value> {
+            (0..n).map(|i| (format!("k{i}"), json!(i))).collect()
+        };
+        // A pathless value naming more attributes than a resource may have.
+        let err = apply(
+            user(),
+            json!([{"op": "replace", "value": keys(MAX_ATTRIBUTES + 1)}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+        // Growing the document past the bound, one attribute at a time.
+        let width = user().as_object().unwrap().len();
+        let ops: Vec<Value> = (0..=MAX_ATTRIBUTES - width)
+            .map(|i| json!({"op": "add", "path": format!("x{i}"), "value": 1}))
+            .collect();
+        let err = apply(user(), json!(ops)).unwrap_err();
+        assert!(
+            err.detail.contains(&format!("x{}", MAX_ATTRIBUTES - width)),
+            "{}",
+            err.detail
+        );
+        let out = apply(user(), json!(ops[..ops.len() - 1])).unwrap();
+        assert_eq!(out.as_object().unwrap().len(), MAX_ATTRIBUTES);
+        // Into an extension object, or a complex value: the same bound.
+        let err = apply(
+            user(),
+            json!([{"op": "add", "path": ENTERPRISE_USER_URN, "value": keys(MAX_ATTRIBUTES + 1)}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
+    }
+
+    fn body_with(ops: Vec<Value>) -> Value {
+        json!({"schemas": [PATCH_OP_URN], "Operations": ops})
+    }
+
+    fn add_values(n: usize) -> Value {
+        json!({"op": "add", "path": "tags", "value": vec![json!("v"); n]})
+    }
+
+    #[test]
+    fn operations_per_request_are_bounded() {
+        let op = json!({"op": "replace", "path": "title", "value": "t"});
+        assert!(parse_patch_request(&body_with(vec![op.clone(); MAX_PATCH_OPERATIONS])).is_ok());
+        let err = parse_patch_request(&body_with(vec![op; MAX_PATCH_OPERATIONS + 1])).unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::TooMany));
+    }
+
+    #[test]
+    fn values_per_operation_and_per_request_are_bounded() {
+        let at = add_values(MAX_PATCH_OPERATION_VALUES);
+        assert!(parse_patch_request(&body_with(vec![at.clone()])).is_ok());
+        let err = parse_patch_request(&body_with(vec![add_values(MAX_PATCH_OPERATION_VALUES + 1)]))
+            .unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::TooMany));
+        assert!(err.detail.contains("an operation"), "{}", err.detail);
+        // Nested values count: 5 001 members of two values each.
+        let members: Vec<Value> = (0..MAX_PATCH_OPERATION_VALUES / 2 + 1)
+            .map(|i| json!({"value": i.to_string()}))
+            .collect();
+        let err = parse_patch_request(&body_with(vec![
+            json!({"op": "add", "path": "members", "value": members}),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::TooMany));
+        // Together: each operation within its bound, the request over its own.
+        let n = MAX_PATCH_VALUES / MAX_PATCH_OPERATION_VALUES;
+        assert!(parse_patch_request(&body_with(vec![at.clone(); n])).is_ok());
+        let mut ops = vec![at; n];
+        ops.push(add_values(1));
+        let err = parse_patch_request(&body_with(ops)).unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::TooMany));
+        assert!(err.detail.contains("the PATCH"), "{}", err.detail);
+    }
+
+    #[test]
+    fn long_paths_are_refused() {
+        let filter = |len: usize| format!("emails[value eq \"{}\"]", "x".repeat(len));
+        let path = filter(MAX_PATCH_PATH_CHARS - filter(0).len());
+        assert_eq!(path.len(), MAX_PATCH_PATH_CHARS);
+        let op = |path: String| json!({"op": "remove", "path": path});
+        assert!(parse_patch_request(&body_with(vec![op(path.clone())])).is_ok());
+        let err = parse_patch_request(&body_with(vec![op(format!("{path}x"))])).unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::InvalidPath));
     }
 
     #[test]

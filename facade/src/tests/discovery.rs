@@ -127,19 +127,19 @@ async fn service_provider_config_describes_what_roster_does() {
 }
 
 #[tokio::test]
-async fn meta_location_falls_back_to_the_host_header() {
+async fn meta_location_falls_back_to_the_served_address() {
     let mock = Mock::default();
     let app = app_with(&mock, FacadeConfig::default());
     let reply = get(&app, "/ServiceProviderConfig").await;
     assert_eq!(
         reply.body["meta"]["location"],
-        "http://facade.test/scim/v2/ServiceProviderConfig"
+        "http://127.0.0.1:8080/scim/v2/ServiceProviderConfig"
     );
     assert_eq!(reply.body["filter"]["maxResults"], 1000);
     let reply = get(&app, "/ResourceTypes/Group").await;
     assert_eq!(
         reply.body["meta"]["location"],
-        "http://facade.test/scim/v2/ResourceTypes/Group"
+        "http://127.0.0.1:8080/scim/v2/ResourceTypes/Group"
     );
 }
 
