@@ -8,6 +8,7 @@
 //! | [`MAX_PATCH_OPERATIONS`] | operations of one PATCH | 400 `tooMany` |
 //! | [`MAX_PATCH_OPERATION_VALUES`] | JSON values in one operation's `value` | 400 `tooMany` |
 //! | [`MAX_PATCH_VALUES`] | JSON values in all operations of one PATCH | 400 `tooMany` |
+//! | [`MAX_GROUP_PATCH_VALUES`] | the same two for a Group PATCH (members are linear work) | 400 `tooMany` |
 //! | [`MAX_PATCH_PATH_CHARS`] | characters of one operation's `path` | 400 `invalidPath` |
 //! | [`MAX_MULTI_VALUES`] | values of a multi-valued User attribute after a write | 400 `invalidValue` |
 //! | [`MAX_ATTRIBUTES`] | members of any object of a User document after a write | 400 `invalidValue` |
@@ -44,14 +45,19 @@ pub const MAX_JSON_DEPTH: usize = 32;
 /// The most operations one PATCH request may carry. Okta and Entra send a handful.
 pub const MAX_PATCH_OPERATIONS: usize = 1_000;
 
-/// The most JSON values one PATCH operation's `value` may carry, counting every array element
-/// and object member at any depth (`["a","b"]` is 2, `[{"value":"id"}]` is 2). 5 000 group
-/// members in one operation fit.
+/// The most JSON values one User PATCH operation's `value` may carry, counting every array
+/// element and object member at any depth (`["a","b"]` is 2, `[{"value":"id"}]` is 2). Group
+/// PATCHes have [`MAX_GROUP_PATCH_VALUES`].
 pub const MAX_PATCH_OPERATION_VALUES: usize = 10_000;
 
 /// The most JSON values all operations of one PATCH request may carry together (counted as for
 /// [`MAX_PATCH_OPERATION_VALUES`]).
 pub const MAX_PATCH_VALUES: usize = 20_000;
+
+/// The most JSON values a Group PATCH may carry, in one operation or in all (a member
+/// `{"value": id}` counts 2): room for the 100 000 members the service takes in one request,
+/// so that a full member list (Okta's "replace members") of a large group fits.
+pub const MAX_GROUP_PATCH_VALUES: usize = 200_000;
 
 /// The longest `path` of a PATCH operation, in characters: a value filter in a path is
 /// evaluated against every value of its attribute, so its size is bounded.

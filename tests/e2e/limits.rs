@@ -20,6 +20,7 @@ on_both_backends!(
     bulk_over_its_bounds_is_refused,
     large_and_nested_inputs_never_stall_another_tenant,
     a_forged_host_never_reaches_location,
+    a_large_group_replace_is_accepted,
 );
 
 mod throttle {
@@ -606,4 +607,49 @@ async fn failed_authentication_is_throttled_per_client(server: &TestServer) {
     // Once the window has passed, the client is served again.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(send(get(&server.http, &server.scim_token)).await.0, 200);
+}
+
+/// A full member list of a large group (Okta's "replace members") is not held to the User
+/// PATCH bounds: 6 000 members in one operation are accepted.
+async fn a_large_group_replace_is_accepted(server: &TestServer) {
+    let mut ids = Vec::new();
+    let mut ops = Vec::new();
+    for i in 0..6_000 {
+        ops.push(json!({
+            "method": "POST", "path": "/Users", "bulkId": format!("u{i}"),
+            "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("member{i}@example.com")}
+        }));
+    }
+    for chunk in ops.chunks(1_000) {
+        let (status, body) = send(server.scim_req(Method::POST, "/Bulk").json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": chunk,
+        })))
+        .await;
+        assert_eq!(status, 200, "{body}");
+        for op in body["Operations"].as_array().expect("operations") {
+            assert_eq!(op["status"], "201", "{op}");
+            let location = op["location"].as_str().expect("location");
+            ids.push(location.rsplit('/').next().expect("id").to_owned());
+        }
+    }
+    let (status, group) = send(server.scim_req(Method::POST, "/Groups").json(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"
+    })))
+    .await;
+    assert_eq!(status, 201, "{group}");
+    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let (status, body) = send(
+        server
+            .scim_req(Method::PATCH, &format!("/Groups/{}", group["id"].as_str().expect("id")))
+            .json(&patch(json!([{"op": "replace", "path": "members", "value": members}]))),
+    )
+    .await;
+    assert!(status == 200 || status == 204, "{status}: {body}");
+    let (_, read) = send(server.scim_req(
+        Method::GET,
+        &format!("/Groups/{}?attributes=members", group["id"].as_str().expect("id")),
+    ))
+    .await;
+    assert_eq!(read["members"].as_array().map(Vec::len), Some(6_000));
 }

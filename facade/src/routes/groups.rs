@@ -19,7 +19,7 @@ use crate::response::{no_content, not_modified, resource, scim_json};
 use crate::scim::GROUP_URN;
 use crate::scim::group::{GroupChange, group_from_scim, group_to_scim, plan_group_patch};
 use crate::scim::list::{ListQuery, Listed, Page};
-use crate::scim::patch::parse_patch_request;
+use crate::scim::patch::parse_group_patch_request;
 use crate::scim::project::Projection;
 use crate::scim::validate::{Resource, check_resource};
 
@@ -92,7 +92,7 @@ pub(crate) async fn patch_group(
     etag: String,
     view: GroupView,
 ) -> Result<Group, ScimError> {
-    let ops = parse_patch_request(body)?;
+    let ops = parse_group_patch_request(body)?;
     let change = plan_group_patch(&id, &ops)?;
     let group = if change.is_empty() {
         // Nothing to write (e.g. a rename to the same id only): still 404 for a missing group.

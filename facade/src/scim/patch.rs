@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use super::{PATCH_OP_URN, as_object, check_schemas, coerce_bool, get_ci, key_ci};
 use crate::error::ScimError;
 use crate::limits::{
-    MAX_ATTRIBUTES, MAX_PATCH_OPERATION_VALUES, MAX_PATCH_OPERATIONS, MAX_PATCH_PATH_CHARS,
-    MAX_PATCH_VALUES, count_values, too_many,
+    MAX_ATTRIBUTES, MAX_GROUP_PATCH_VALUES, MAX_PATCH_OPERATION_VALUES, MAX_PATCH_OPERATIONS,
+    MAX_PATCH_PATH_CHARS, MAX_PATCH_VALUES, count_values, too_many,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +33,24 @@ pub(crate) struct PatchOperation {
     pub(crate) value: Option<Value>,
 }
 
-/// The operations of a PatchOp request body.
+/// The operations of a PatchOp request body for a User (held to [`MAX_PATCH_OPERATION_VALUES`]
+/// and [`MAX_PATCH_VALUES`]: the facade applies them to the document).
 pub(crate) fn parse_patch_request(body: &Value) -> Result<Vec<PatchOperation>, ScimError> {
+    parse_bounded(body, MAX_PATCH_OPERATION_VALUES, MAX_PATCH_VALUES)
+}
+
+/// The operations of a PatchOp request body for a Group: its members become member operations
+/// of the service, whose work is linear in the members named, so a full member list (Okta's
+/// "replace members") is bounded only by [`MAX_GROUP_PATCH_VALUES`] (and the body limit).
+pub(crate) fn parse_group_patch_request(body: &Value) -> Result<Vec<PatchOperation>, ScimError> {
+    parse_bounded(body, MAX_GROUP_PATCH_VALUES, MAX_GROUP_PATCH_VALUES)
+}
+
+fn parse_bounded(
+    body: &Value,
+    per_operation: usize,
+    per_request: usize,
+) -> Result<Vec<PatchOperation>, ScimError> {
     let map = as_object(body, "a PatchOp request")?;
     check_schemas(map, PATCH_OP_URN, &[PATCH_OP_URN])?;
     let Some(Value::Array(ops)) = get_ci(map, "Operations") else {
@@ -45,13 +61,17 @@ pub(crate) fn parse_patch_request(body: &Value) -> Result<Vec<PatchOperation>, S
             "'Operations' must contain at least one operation",
         ));
     }
-    check_patch_size(ops)?;
+    check_patch_size(ops, per_operation, per_request)?;
     ops.iter().map(parse_operation).collect()
 }
 
 /// The limits of `crate::limits` on a PATCH's operations, checked before any of them is parsed
 /// or applied (and so before any gRPC call).
-fn check_patch_size(ops: &[Value]) -> Result<(), ScimError> {
+fn check_patch_size(
+    ops: &[Value],
+    per_operation: usize,
+    per_request: usize,
+) -> Result<(), ScimError> {
     if ops.len() > MAX_PATCH_OPERATIONS {
         return Err(too_many(format!(
             "the PATCH has {} operations, more than the {MAX_PATCH_OPERATIONS} accepted; split it",
@@ -71,16 +91,16 @@ fn check_patch_size(ops: &[Value]) -> Result<(), ScimError> {
         let Some(value) = get_ci(map, "value") else {
             continue;
         };
-        let values = count_values(value, MAX_PATCH_OPERATION_VALUES);
-        if values > MAX_PATCH_OPERATION_VALUES {
+        let values = count_values(value, per_operation);
+        if values > per_operation {
             return Err(too_many(format!(
-                "an operation carries more than {MAX_PATCH_OPERATION_VALUES} values; split it"
+                "an operation carries more than {per_operation} values; split it"
             )));
         }
         total += values;
-        if total > MAX_PATCH_VALUES {
+        if total > per_request {
             return Err(too_many(format!(
-                "the PATCH carries more than {MAX_PATCH_VALUES} values; split it"
+                "the PATCH carries more than {per_request} values; split it"
             )));
         }
     }
