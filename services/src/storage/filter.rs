@@ -422,6 +422,10 @@ fn member_column(sub: &str) -> Option<Column> {
 
 fn string_value<'v>(attr: &str, value: &'v CompValue) -> Result<&'v str, DomainError> {
     match value {
+        // No stored value holds a NUL, and PostgreSQL cannot even take one as a parameter.
+        CompValue::Str(s) if s.contains('\0') => Err(invalid(format!(
+            "{attr} compares with a string without NUL characters"
+        ))),
         CompValue::Str(s) => Ok(s),
         other => Err(invalid(format!(
             "{attr} compares with a string, not {other}"
@@ -441,6 +445,11 @@ fn bool_value(attr: &str, value: &CompValue) -> Result<bool, DomainError> {
     }
 }
 
+/// The first and last years a dateTime in a filter may have, in UTC (RFC 3339 writes four
+/// digits; both backends store every such year).
+const MIN_YEAR: i32 = 1;
+const MAX_YEAR: i32 = 9999;
+
 fn time_value(attr: &str, value: &CompValue) -> Result<PrimitiveDateTime, DomainError> {
     let s = string_value(attr, value)?;
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
@@ -448,8 +457,17 @@ fn time_value(attr: &str, value: &CompValue) -> Result<PrimitiveDateTime, Domain
             invalid(format!(
                 "{attr} compares with an RFC 3339 dateTime, not {s:?}"
             ))
-        })?
-        .to_offset(time::UtcOffset::UTC);
+        })?;
+    // `9999-12-31T23:59:59-01:00` is in year 10000 in UTC: out of range, not a panic.
+    let t = t
+        .checked_to_offset(time::UtcOffset::UTC)
+        .filter(|t| (MIN_YEAR..=MAX_YEAR).contains(&t.year()))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{attr} compares with a dateTime from year {MIN_YEAR} to {MAX_YEAR} in UTC, not \
+                 {s:?}"
+            ))
+        })?;
     Ok(PrimitiveDateTime::new(t.date(), t.time()))
 }
 
@@ -1376,6 +1394,10 @@ mod tests {
                 Resource::User,
             ),
             (r#"title gt null"#, Resource::User),
+            (r#"title eq "a\u0000b""#, Resource::User),
+            (r#"emails[type eq "\u0000"]"#, Resource::User),
+            (r#"meta.created gt "\u0000""#, Resource::User),
+            (r#"members.display co "\u0000""#, Resource::Group),
             (r#"members.noSuch eq "x""#, Resource::Group),
             (r#"members[noSuch eq "x"]"#, Resource::Group),
             (r#"userName eq "x""#, Resource::Group),
@@ -1423,6 +1445,39 @@ mod tests {
             }
         }
         assert!(max < 40, "nesting {max}");
+    }
+
+    #[test]
+    fn out_of_range_date_times_are_invalid_filters_not_panics() {
+        // Issue 8 finding 8b: year 10000 in UTC panicked in the offset conversion.
+        for v in [
+            "9999-12-31T23:59:59-01:00",
+            "9999-12-31T23:30:00-00:31",
+            "0000-01-01T00:00:00+01:00",
+            "0000-06-01T00:00:00Z",
+        ] {
+            for attr in ["meta.created", "meta.lastModified"] {
+                for op in ["eq", "gt", "le", "ne"] {
+                    let f = format!("{attr} {op} \"{v}\"");
+                    match compile(&f, Resource::User, Backend::Sqlite) {
+                        Err(DomainError::Invalid { scim_type, detail }) => {
+                            assert_eq!(scim_type, ScimType::InvalidFilter, "{f}");
+                            assert!(detail.contains("year"), "{f}: {detail}");
+                        }
+                        other => panic!("{f}: {other:?}"),
+                    }
+                }
+            }
+        }
+        for v in [
+            "9999-12-31T23:59:59Z",
+            "9999-12-31T23:59:59+01:00",
+            "0001-01-01T00:00:00Z",
+            "0001-01-01T00:59:59-00:01",
+        ] {
+            let f = format!("meta.created gt \"{v}\"");
+            compile(&f, Resource::Group, Backend::Postgres).unwrap();
+        }
     }
 
     #[test]
