@@ -169,34 +169,38 @@ impl Api {
         };
         if let Some(principal) = known {
             access.check(&principal).map_err(Status::from)?;
+            // In the tenant's own lane of the database threads (fairness between tenants).
+            let tenant = principal.tenant_id.clone();
             let job = move |db: &mut Db<'_>| f(db, &principal);
             let result = if write {
-                self.store.run_write(job).await
+                self.store.run_write_for(&tenant, job).await
             } else {
-                self.store.run(job).await
+                self.store.run_for(&tenant, job).await
             };
             return result.map_err(Status::from);
         }
-        // A bearer token this replica has not checked lately: check it and run `f` on the
-        // same database thread.
+        // A bearer token this replica has not checked lately: check it (a point lookup, in
+        // the shared lane), then run `f` in its tenant's lane.
         let Credential::Bearer(secret) = cred else {
             return Err(Status::from(DomainError::Unauthenticated));
         };
         let key = tokens::hash_secret(&secret);
-        let job = move |db: &mut Db<'_>| {
-            let found = tokens::authenticate(db.conn, &secret)?;
-            let p = &found.principal;
-            let result = access.check(p).and_then(|()| f(db, p));
-            Ok((found, result))
-        };
-        let (found, result) = if write {
-            self.store.run_write(job).await
-        } else {
-            self.store.run(job).await
-        }
-        .map_err(Status::from)?;
+        let found = self
+            .store
+            .run(move |db: &mut Db<'_>| tokens::authenticate(db.conn, &secret))
+            .await
+            .map_err(Status::from)?;
         self.touch(&found);
-        self.auth.put(key, found.principal);
+        let principal = found.principal;
+        self.auth.put(key, principal.clone());
+        access.check(&principal).map_err(Status::from)?;
+        let tenant = principal.tenant_id.clone();
+        let job = move |db: &mut Db<'_>| f(db, &principal);
+        let result = if write {
+            self.store.run_write_for(&tenant, job).await
+        } else {
+            self.store.run_for(&tenant, job).await
+        };
         result.map_err(Status::from)
     }
 
@@ -211,8 +215,11 @@ impl Api {
             found.principal.token_id.clone(),
         );
         tokio::spawn(async move {
+            let lane = tenant_id.clone();
             let touched = store
-                .run_write(move |db| db.write(|c| tokens::touch(c, &tenant_id, &id)))
+                .run_write_for(&lane, move |db| {
+                    db.write(|c| tokens::touch(c, &tenant_id, &id))
+                })
                 .await;
             if let Err(e) = touched {
                 tracing::warn!(error = %e, "could not record a token's last use");

@@ -156,7 +156,7 @@ fn compile(
     let mut compiler = Compiler::new(backend, tenant_id);
     let cond = compiler.filter(f, r)?;
     compiler.cost().check()?;
-    let mut cond = cond;
+    let mut cond = compiler.bounded(cond);
     cond.cacheable = matches!(f, Filter::Attr(_));
     Ok(cond)
 }
@@ -684,6 +684,18 @@ impl<'t> Compiler<'t> {
         bump(&self.subqueries);
     }
 
+    /// On SQLite, `cond` checked against the job's deadline row by row (see
+    /// `storage::deadline`); PostgreSQL bounds the statement itself.
+    fn bounded(&self, cond: Cond) -> Cond {
+        if self.pg() {
+            cond
+        } else {
+            Cond::sql(format!("({} AND ", super::deadline::SQL))
+                .then(cond)
+                .push(")")
+        }
+    }
+
     fn pg(&self) -> bool {
         self.backend == Backend::Postgres
     }
@@ -932,10 +944,14 @@ impl<'t> Compiler<'t> {
         Ok(self.exists(from, conds, tail))
     }
 
-    /// A subquery over JSON nodes, run for every row.
+    /// A subquery over JSON nodes, run for every row (and on SQLite checked against the
+    /// deadline for every node).
     fn exists(&self, from: Vec<String>, conds: Vec<String>, tail: Cond) -> Cond {
         self.correlated_subquery();
         let mut out = Cond::sql(format!("EXISTS (SELECT 1 FROM {} WHERE ", from.join(", ")));
+        if !self.pg() {
+            out = out.push(super::deadline::SQL).push(" AND ");
+        }
         for c in conds {
             out = out.push(c).push(" AND ");
         }
@@ -1706,6 +1722,24 @@ mod tests {
             );
             assert!(cost.check().is_ok());
         }
+    }
+
+    #[test]
+    fn sqlite_filters_check_the_deadline_for_every_row_and_element() {
+        let c = checked(r#"emails[type eq "work"]"#, Resource::User, Backend::Sqlite).unwrap();
+        let sql = sql_text(&c);
+        assert!(sql.starts_with("(roster_in_time() AND "), "{sql}");
+        assert!(
+            sql.contains("WHERE roster_in_time() AND "),
+            "each JSON subquery checks it too: {sql}"
+        );
+        let c = checked(
+            r#"emails[type eq "work"]"#,
+            Resource::User,
+            Backend::Postgres,
+        )
+        .unwrap();
+        assert!(!sql_text(&c).contains("roster_in_time"));
     }
 
     #[test]
