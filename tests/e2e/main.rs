@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access;
+mod bounds;
 mod bulk;
 mod cli;
 mod filter_prop;
