@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -46,7 +47,13 @@ pub struct ServiceConfig {
     /// PostgreSQL with autovacuum off: how often Roster checks whether its tables need
     /// `ANALYZE` (see `roster_service::storage::maintenance`).
     pub analyze_interval: std::time::Duration,
+    /// The longest one statement of a request may run (`None`: unbounded); past it the
+    /// request answers 503 with `Retry-After` (gRPC `UNAVAILABLE`).
+    pub statement_timeout: Option<Duration>,
 }
+
+/// The default statement timeout: well under the 60 s after which Okta gives up.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ServiceConfig {
     pub fn new(database_url: impl Into<String>) -> Self {
@@ -58,6 +65,7 @@ impl ServiceConfig {
             hashing_threads: 1,
             scim_base_url: String::new(),
             analyze_interval: roster_service::storage::maintenance::INTERVAL,
+            statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
         }
     }
 }
@@ -72,7 +80,13 @@ pub struct Service {
 
 /// Opens the store (migrating and bootstrapping as configured) and builds the gRPC routes.
 pub fn open_service(config: &ServiceConfig) -> Result<Service, StartError> {
-    let store = Store::open(&config.database_url, config.pool_size)?;
+    let store = Store::open_with(
+        &config.database_url,
+        &roster_service::storage::StoreOptions {
+            statement_timeout: config.statement_timeout,
+            ..roster_service::storage::StoreOptions::new(config.pool_size)
+        },
+    )?;
     if config.migrate {
         store.migrate()?;
     }

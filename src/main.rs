@@ -110,9 +110,18 @@ struct DbArgs {
     /// of cores for SQLite (at least 2), 16 for PostgreSQL.
     #[arg(long, env = "ROSTER_DB_POOL_SIZE")]
     pool_size: Option<u32>,
+    /// The longest one database statement of a request may run, in milliseconds (0: no
+    /// limit); past it the request answers 503 with Retry-After.
+    #[arg(long, env = "ROSTER_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    statement_timeout_ms: u64,
 }
 
 impl DbArgs {
+    fn statement_timeout(&self) -> Option<std::time::Duration> {
+        (self.statement_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.statement_timeout_ms))
+    }
+
     fn pool_size(&self) -> u32 {
         self.pool_size.unwrap_or_else(|| {
             if self.database_url.starts_with("postgres") {
@@ -264,6 +273,7 @@ fn run(command: Command, grace: Duration) -> anyhow::Result<()> {
             };
             let service = roster::open_service(&ServiceConfig {
                 pool_size: db.pool_size(),
+                statement_timeout: db.statement_timeout(),
                 scim_base_url: base.clone(),
                 ..ServiceConfig::new(&db.database_url)
             })?;
@@ -292,6 +302,7 @@ fn run(command: Command, grace: Duration) -> anyhow::Result<()> {
         } => runtime()?.block_on(async {
             let service = roster::open_service(&ServiceConfig {
                 pool_size: db.pool_size(),
+                statement_timeout: db.statement_timeout(),
                 migrate,
                 scim_base_url: public_url.unwrap_or_default(),
                 bootstrap: false,

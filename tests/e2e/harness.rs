@@ -106,26 +106,24 @@ impl TestServer {
 
     /// A server whose facade runs with `config`.
     pub async fn start_with(backend: Backend, config: roster::FacadeConfig) -> TestServer {
-        Self::start_configured(backend, config, |_| {}).await
+        Self::start_service_with(backend, config, |service| service).await
     }
 
-    /// A server whose facade runs with `config` and whose service configuration `service`
-    /// adjusts.
-    pub async fn start_configured(
+    /// A server whose facade runs with `config`, and whose service runs with the test's
+    /// usual service config as `service` changes it.
+    pub async fn start_service_with(
         backend: Backend,
         config: roster::FacadeConfig,
-        service: impl FnOnce(&mut roster::ServiceConfig),
+        service: impl FnOnce(roster::ServiceConfig) -> roster::ServiceConfig,
     ) -> TestServer {
         let (db, database_url) = TestDb::create(backend);
         let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind gRPC");
         let scim = TcpListener::bind("127.0.0.1:0").await.expect("bind SCIM");
         let scim_base = format!("http://{}/scim/v2", scim.local_addr().expect("scim addr"));
-        let mut service_config = roster::ServiceConfig {
+        let service = roster::open_service(&service(roster::ServiceConfig {
             scim_base_url: scim_base,
             ..roster::ServiceConfig::new(&database_url)
-        };
-        service(&mut service_config);
-        let service = roster::open_service(&service_config)
+        }))
         .unwrap_or_else(|e| panic!("cannot open {database_url}: {e}"));
         let boot = service
             .bootstrap

@@ -641,14 +641,22 @@ async fn a_large_group_replace_is_accepted(server: &TestServer) {
     let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
     let (status, body) = send(
         server
-            .scim_req(Method::PATCH, &format!("/Groups/{}", group["id"].as_str().expect("id")))
-            .json(&patch(json!([{"op": "replace", "path": "members", "value": members}]))),
+            .scim_req(
+                Method::PATCH,
+                &format!("/Groups/{}", group["id"].as_str().expect("id")),
+            )
+            .json(&patch(
+                json!([{"op": "replace", "path": "members", "value": members}]),
+            )),
     )
     .await;
     assert!(status == 200 || status == 204, "{status}: {body}");
     let (_, read) = send(server.scim_req(
         Method::GET,
-        &format!("/Groups/{}?attributes=members", group["id"].as_str().expect("id")),
+        &format!(
+            "/Groups/{}?attributes=members",
+            group["id"].as_str().expect("id")
+        ),
     ))
     .await;
     assert_eq!(read["members"].as_array().map(Vec::len), Some(6_000));

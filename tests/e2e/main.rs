@@ -6,6 +6,7 @@
 
 mod access;
 mod authz;
+mod bounds;
 mod bulk;
 mod cli;
 mod filter_prop;

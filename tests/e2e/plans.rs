@@ -64,22 +64,38 @@ async fn stale_tables_are_analyzed_once_and_then_left_alone() {
     // Whoever analyzed first (this call, Roster's own upkeep or autovacuum), the statistics
     // now know the table's size, and a second look finds nothing stale.
     let stats = users_stats(&server.database_url);
-    assert!(stats.analyzed, "users was never analyzed (this call analyzed {done:?})");
-    assert!(stats.reltuples >= 300.0, "users: reltuples {}", stats.reltuples);
+    assert!(
+        stats.analyzed,
+        "users was never analyzed (this call analyzed {done:?})"
+    );
+    assert!(
+        stats.reltuples >= 300.0,
+        "users: reltuples {}",
+        stats.reltuples
+    );
     let again = store.analyze_stale().expect("analyze");
-    assert!(!again.contains(&"users".to_owned()), "analyzed again: {again:?}");
+    assert!(
+        !again.contains(&"users".to_owned()),
+        "analyzed again: {again:?}"
+    );
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_autovacuum_off_roster_analyzes_its_growing_tables() {
-    let server = TestServer::start_configured(Backend::Postgres, roster::FacadeConfig::default(), |c| {
-        c.analyze_interval = Duration::from_millis(200);
-    })
-    .await;
+    let server =
+        TestServer::start_service_with(Backend::Postgres, roster::FacadeConfig::default(), |c| {
+            roster::ServiceConfig {
+                analyze_interval: Duration::from_millis(200),
+                ..c
+            }
+        })
+        .await;
     if autovacuum_on(&server.database_url) {
         // Autovacuum keeps the statistics itself; Roster's upkeep stays off.
-        eprintln!("autovacuum is on here: Roster's own ANALYZE is not started (covered by the test above)");
+        eprintln!(
+            "autovacuum is on here: Roster's own ANALYZE is not started (covered by the test above)"
+        );
         server.stop().await;
         return;
     }

@@ -54,6 +54,11 @@ pub enum DomainError {
     /// The request is valid but the state forbids it (e.g. removing a role still in use).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The database did not finish the request's work within the statement timeout (the
+    /// store's `statement_timeout`): nothing was changed, and the request may be tried again
+    /// later.
+    #[error("the database work of this request ran past the statement timeout")]
+    Timeout,
     /// A failure of the store or of the machine: logged, never shown in detail.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

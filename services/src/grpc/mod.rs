@@ -195,11 +195,13 @@ impl Api {
     {
         let principal = self.authenticate(&ticket.cred).await?;
         policy::authorize(ticket.rpc, &principal).map_err(Status::from)?;
+        // In the tenant's own lane of the database threads (fairness between tenants).
+        let tenant = principal.tenant_id.clone();
         let job = move |db: &mut Db<'_>| f(db, &principal);
         let result = if write {
-            self.store.run_write(job).await
+            self.store.run_write_for(&tenant, job).await
         } else {
-            self.store.run(job).await
+            self.store.run_for(&tenant, job).await
         };
         result.map_err(Status::from)
     }
@@ -237,8 +239,11 @@ impl Api {
             found.principal.token_id.clone(),
         );
         tokio::spawn(async move {
+            let lane = tenant_id.clone();
             let touched = store
-                .run_write(move |db| db.write(|c| tokens::touch(c, &tenant_id, &id)))
+                .run_write_for(&lane, move |db| {
+                    db.write(|c| tokens::touch(c, &tenant_id, &id))
+                })
                 .await;
             if let Err(e) = touched {
                 tracing::warn!(error = %e, "could not record a token's last use");

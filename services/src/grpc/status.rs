@@ -1,6 +1,7 @@
 //! The one mapping of domain errors to gRPC statuses, with `google.rpc.ErrorInfo` details.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -9,6 +10,11 @@ use crate::domain::DomainError;
 
 /// The `ErrorInfo.domain` of every Roster error.
 pub const ERROR_DOMAIN: &str = "roster.dev";
+
+/// How long a caller is asked to wait before trying a timed-out request again
+/// (`google.rpc.RetryInfo`, the SCIM facade's `Retry-After`): about one default statement
+/// timeout, so that the retry does not land on the load that made it time out.
+pub const TIMEOUT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 fn with_reason(code: Code, message: String, reason: &str) -> Status {
     let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
@@ -42,6 +48,23 @@ impl From<DomainError> for Status {
             }
             DomainError::FailedPrecondition(detail) => {
                 with_reason(Code::FailedPrecondition, detail, "FAILED_PRECONDITION")
+            }
+            // 503 + Retry-After in SCIM, not 400: a filter the cost model let through is the
+            // client's business only if it always fails, and a timeout says the database is
+            // busy or the tenant large, which a later retry may well get past. A filter that
+            // is too costly on its face is refused earlier, with 400 invalidFilter.
+            e @ DomainError::Timeout => {
+                let mut details = ErrorDetails::with_error_info(
+                    "STATEMENT_TIMEOUT",
+                    ERROR_DOMAIN,
+                    HashMap::new(),
+                );
+                details.set_retry_info(Some(TIMEOUT_RETRY_AFTER));
+                Status::with_error_details(
+                    Code::Unavailable,
+                    format!("{e}; retry later, or narrow the filter"),
+                    details,
+                )
             }
             DomainError::Internal(source) => {
                 tracing::error!(error = %source, "internal error");
@@ -98,6 +121,7 @@ mod tests {
                 Code::PermissionDenied,
                 "PERMISSION_DENIED",
             ),
+            (DomainError::Timeout, Code::Unavailable, "STATEMENT_TIMEOUT"),
             (
                 DomainError::internal("disk on fire"),
                 Code::Internal,
@@ -109,6 +133,14 @@ mod tests {
             assert_eq!(status.code(), code);
             assert_eq!(reason(&status).as_deref(), Some(want));
         }
+    }
+
+    #[test]
+    fn a_timeout_asks_to_retry_later() {
+        let status = Status::from(DomainError::Timeout);
+        let retry = status.get_error_details().retry_info().cloned();
+        assert_eq!(retry.and_then(|r| r.retry_delay), Some(TIMEOUT_RETRY_AFTER));
+        assert!(status.message().contains("statement timeout"), "{status:?}");
     }
 
     #[test]

@@ -24,6 +24,17 @@
 //!   `employeeNumber`) matches `pr` but no string comparison.
 //! - An attribute Roster does not know, or a comparison that does not apply to it, is a 400
 //!   `invalidFilter` naming it.
+//!
+//! What a filter may cost: besides the parser's bounds (8 192 bytes, 1 024 terms), a compiled
+//! filter is refused with 400 `invalidFilter`, before any SQL runs, when it has more than
+//! [`MAX_TERMS`] comparisons and presence tests, more than [`MAX_CORRELATED`] subqueries run
+//! for every row (value filters, the attributes kept in JSON, computed roles), more than
+//! [`MAX_SUBQUERIES`] subqueries of any kind, or more than [`MAX_PATTERNS`] `co`/`sw`/`ew`
+//! comparisons. Okta and Entra send one or two terms; these bounds are many times that, and
+//! keep the worst filter to a small multiple of an ordinary one. What is left (a large
+//! tenant) is bounded by the statement timeout.
+
+use std::cell::Cell;
 
 use diesel::QueryResult;
 use diesel::backend::Backend as DieselBackend;
@@ -43,6 +54,18 @@ use crate::domain::{DomainError, ScimType};
 
 /// Longest filter accepted, in bytes (the parser also bounds depth and terms).
 pub const MAX_FILTER_LEN: usize = 8192;
+
+/// Most comparisons and presence tests in one filter, value filters' included.
+pub const MAX_TERMS: usize = 64;
+/// Most subqueries run for every row a filter looks at: value filters (`emails[...]`), the
+/// attributes kept in JSON documents (`emails.type`, `phoneNumbers`, the enterprise
+/// extension), and the computed `effectiveRole`/`roleSource`.
+pub const MAX_CORRELATED: usize = 16;
+/// Most subqueries of any kind (also the index lookups of `emails.value`, `groups` and
+/// `members`).
+pub const MAX_SUBQUERIES: usize = 32;
+/// Most `co`/`sw`/`ew` comparisons (patterns, which no index serves).
+pub const MAX_PATTERNS: usize = 16;
 
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:user";
 const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:group";
@@ -114,18 +137,78 @@ pub fn unique_eq<'f>(f: &'f Filter, resource: Resource, attribute: &str) -> Opti
 }
 
 /// Compiles a filter over users of `tenant_id` (a condition on `users`: clone it to use it in
-/// more than one query).
+/// more than one query). A filter over the cost limits is refused (see the module's notes).
 pub fn users(f: &Filter, tenant_id: &str, backend: Backend) -> Result<Cond, DomainError> {
-    let mut cond = Compiler::new(backend, tenant_id).filter(f, Resource::User)?;
-    cond.cacheable = matches!(f, Filter::Attr(_));
-    Ok(cond)
+    compile(f, tenant_id, backend, Resource::User)
 }
 
 /// Compiles a filter over groups of `tenant_id`.
 pub fn groups(f: &Filter, tenant_id: &str, backend: Backend) -> Result<Cond, DomainError> {
-    let mut cond = Compiler::new(backend, tenant_id).filter(f, Resource::Group)?;
+    compile(f, tenant_id, backend, Resource::Group)
+}
+
+fn compile(
+    f: &Filter,
+    tenant_id: &str,
+    backend: Backend,
+    r: Resource,
+) -> Result<Cond, DomainError> {
+    let mut compiler = Compiler::new(backend, tenant_id);
+    let cond = compiler.filter(f, r)?;
+    compiler.cost().check()?;
+    let mut cond = compiler.bounded(cond);
     cond.cacheable = matches!(f, Filter::Attr(_));
     Ok(cond)
+}
+
+/// What a compiled filter costs: the pieces counted against the limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cost {
+    /// Comparisons and presence tests.
+    pub terms: usize,
+    /// Subqueries run for every row.
+    pub correlated: usize,
+    /// Subqueries of any kind.
+    pub subqueries: usize,
+    /// `co`/`sw`/`ew` comparisons.
+    pub patterns: usize,
+}
+
+impl Cost {
+    /// Refuses a filter over any limit, naming what it has too many of.
+    fn check(&self) -> Result<(), DomainError> {
+        let over = |n: usize, max: usize, what: &str| {
+            Err(invalid(format!(
+                "the filter is too costly: it has {n} {what}, and at most {max} are allowed per \
+                 filter"
+            )))
+        };
+        // The most specific first: the subqueries run for every row cost the most.
+        if self.correlated > MAX_CORRELATED {
+            return over(
+                self.correlated,
+                MAX_CORRELATED,
+                "value filters / JSON subqueries (each value filter such as emails[...] and \
+                 each test of a sub-attribute inside it, each test of an attribute kept as JSON \
+                 such as emails.type, phoneNumbers or the enterprise extension's, each \
+                 effectiveRole or roleSource)",
+            );
+        }
+        if self.subqueries > MAX_SUBQUERIES {
+            return over(
+                self.subqueries,
+                MAX_SUBQUERIES,
+                "subqueries (the above, and lookups of emails, groups or members)",
+            );
+        }
+        if self.patterns > MAX_PATTERNS {
+            return over(self.patterns, MAX_PATTERNS, "co/sw/ew comparisons");
+        }
+        if self.terms > MAX_TERMS {
+            return over(self.terms, MAX_TERMS, "comparisons and presence tests");
+        }
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,6 +505,10 @@ fn member_column(sub: &str) -> Option<Column> {
 
 fn string_value<'v>(attr: &str, value: &'v CompValue) -> Result<&'v str, DomainError> {
     match value {
+        // No stored value holds a NUL, and PostgreSQL cannot even take one as a parameter.
+        CompValue::Str(s) if s.contains('\0') => Err(invalid(format!(
+            "{attr} compares with a string without NUL characters"
+        ))),
         CompValue::Str(s) => Ok(s),
         other => Err(invalid(format!(
             "{attr} compares with a string, not {other}"
@@ -441,6 +528,11 @@ fn bool_value(attr: &str, value: &CompValue) -> Result<bool, DomainError> {
     }
 }
 
+/// The first and last years a dateTime in a filter may have, in UTC (RFC 3339 writes four
+/// digits; both backends store every such year).
+const MIN_YEAR: i32 = 1;
+const MAX_YEAR: i32 = 9999;
+
 fn time_value(attr: &str, value: &CompValue) -> Result<PrimitiveDateTime, DomainError> {
     let s = string_value(attr, value)?;
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
@@ -448,8 +540,17 @@ fn time_value(attr: &str, value: &CompValue) -> Result<PrimitiveDateTime, Domain
             invalid(format!(
                 "{attr} compares with an RFC 3339 dateTime, not {s:?}"
             ))
-        })?
-        .to_offset(time::UtcOffset::UTC);
+        })?;
+    // `9999-12-31T23:59:59-01:00` is in year 10000 in UTC: out of range, not a panic.
+    let t = t
+        .checked_to_offset(time::UtcOffset::UTC)
+        .filter(|t| (MIN_YEAR..=MAX_YEAR).contains(&t.year()))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{attr} compares with a dateTime from year {MIN_YEAR} to {MAX_YEAR} in UTC, not \
+                 {s:?}"
+            ))
+        })?;
     Ok(PrimitiveDateTime::new(t.date(), t.time()))
 }
 
@@ -504,6 +605,15 @@ struct Compiler<'t> {
     backend: Backend,
     tenant_id: &'t str,
     aliases: usize,
+    /// Counted while compiling (a `Cell`: the leaf builders take `&self`).
+    terms: Cell<usize>,
+    correlated: Cell<usize>,
+    subqueries: Cell<usize>,
+    patterns: Cell<usize>,
+}
+
+fn bump(c: &Cell<usize>) {
+    c.set(c.get().saturating_add(1));
 }
 
 /// What one attribute path names on a user or a group.
@@ -552,6 +662,37 @@ impl<'t> Compiler<'t> {
             backend,
             tenant_id,
             aliases: 0,
+            terms: Cell::new(0),
+            correlated: Cell::new(0),
+            subqueries: Cell::new(0),
+            patterns: Cell::new(0),
+        }
+    }
+
+    fn cost(&self) -> Cost {
+        Cost {
+            terms: self.terms.get(),
+            correlated: self.correlated.get(),
+            subqueries: self.subqueries.get(),
+            patterns: self.patterns.get(),
+        }
+    }
+
+    /// A subquery run for every row.
+    fn correlated_subquery(&self) {
+        bump(&self.correlated);
+        bump(&self.subqueries);
+    }
+
+    /// On SQLite, `cond` checked against the job's deadline row by row (see
+    /// `storage::deadline`); PostgreSQL bounds the statement itself.
+    fn bounded(&self, cond: Cond) -> Cond {
+        if self.pg() {
+            cond
+        } else {
+            Cond::sql(format!("({} AND ", super::deadline::SQL))
+                .then(cond)
+                .push(")")
         }
     }
 
@@ -588,6 +729,7 @@ impl<'t> Compiler<'t> {
 
     /// `pr`, comparisons, `ne` as `not eq`, `eq null` as `not pr`.
     fn attr_exp(&mut self, exp: &AttrExp, r: Resource) -> Result<Cond, DomainError> {
+        bump(&self.terms);
         match exp {
             AttrExp::Present(path) => {
                 let target = self.resolve(path, r)?;
@@ -649,6 +791,7 @@ impl<'t> Compiler<'t> {
             }
             Target::EmailValue => {
                 let v = string_value(attr, value)?;
+                bump(&self.subqueries);
                 Cond::sql("\"users\".\"id\" IN (SELECT ue.user_id FROM \"user_emails\" ue WHERE ue.tenant_id = ")
                     .text(self.tenant_id.to_owned())
                     .push(" AND ")
@@ -704,11 +847,14 @@ impl<'t> Compiler<'t> {
                 .collect(),
             ),
             // Every stored address has a non-empty value.
-            Target::EmailValue => Cond::sql(
-                "\"users\".\"id\" IN (SELECT ue.user_id FROM \"user_emails\" ue WHERE ue.tenant_id = ",
-            )
-            .text(self.tenant_id.to_owned())
-            .push(")"),
+            Target::EmailValue => {
+                bump(&self.subqueries);
+                Cond::sql(
+                    "\"users\".\"id\" IN (SELECT ue.user_id FROM \"user_emails\" ue WHERE ue.tenant_id = ",
+                )
+                .text(self.tenant_id.to_owned())
+                .push(")")
+            }
             Target::Json { input, steps, .. } => {
                 self.json_exists(&input, &steps, |this, alias| Ok(this.node_present(alias)))?
             }
@@ -747,9 +893,12 @@ impl<'t> Compiler<'t> {
             Fold::Stored => (lhs.to_owned(), "", "", crate::domain::folded(v)),
         };
         match pattern(op, &value) {
-            Some(p) => Cond::sql(format!("{lhs} LIKE {open}"))
-                .text(p)
-                .push(format!("{close} ESCAPE '\\'")),
+            Some(p) => {
+                bump(&self.patterns);
+                Cond::sql(format!("{lhs} LIKE {open}"))
+                    .text(p)
+                    .push(format!("{close} ESCAPE '\\'"))
+            }
             None => {
                 // Byte order on PostgreSQL too, whatever the database's collation.
                 let collate = if ordering(op) && self.pg() {
@@ -766,6 +915,7 @@ impl<'t> Compiler<'t> {
 
     /// `resource id IN (the related rows, filtered)`.
     fn related(&self, relation: Relation, cond: Option<Cond>) -> Cond {
+        bump(&self.subqueries);
         let head = match relation {
             Relation::Memberships => {
                 "\"users\".\"id\" IN (SELECT gm.user_id FROM \"group_members\" gm \
@@ -796,11 +946,17 @@ impl<'t> Compiler<'t> {
     ) -> Result<Cond, DomainError> {
         let (from, conds, alias) = self.json_walk(input, steps);
         let tail = leaf(self, &alias)?;
-        Ok(Self::exists(from, conds, tail))
+        Ok(self.exists(from, conds, tail))
     }
 
-    fn exists(from: Vec<String>, conds: Vec<String>, tail: Cond) -> Cond {
+    /// A subquery over JSON nodes, run for every row (and on SQLite checked against the
+    /// deadline for every node).
+    fn exists(&self, from: Vec<String>, conds: Vec<String>, tail: Cond) -> Cond {
+        self.correlated_subquery();
         let mut out = Cond::sql(format!("EXISTS (SELECT 1 FROM {} WHERE ", from.join(", ")));
+        if !self.pg() {
+            out = out.push(super::deadline::SQL).push(" AND ");
+        }
         for c in conds {
             out = out.push(c).push(" AND ");
         }
@@ -943,24 +1099,30 @@ impl<'t> Compiler<'t> {
                     // Computed as `User::effective_role` does: the user's own role, else its
                     // mapped group's with the lowest priority (ties: lowest group id), else the
                     // tenant's default.
-                    ("effectiverole", None) => Ok(Target::Column(column(
-                        &format!(
-                            "COALESCE(\"users\".\"role\", (SELECT gr.role {MAPPED_GROUPS} \
+                    ("effectiverole", None) => Ok(Target::Column({
+                        self.correlated_subquery();
+                        column(
+                            &format!(
+                                "COALESCE(\"users\".\"role\", (SELECT gr.role {MAPPED_GROUPS} \
                              ORDER BY gr.priority, gr.group_id LIMIT 1), (SELECT t.default_role \
                              FROM \"tenants\" t WHERE t.id = \"users\".\"tenant_id\"))"
-                        ),
-                        Fold::Lower,
-                        false,
-                    ))),
-                    ("rolesource", None) => Ok(Target::Column(column(
-                        &format!(
-                            "(CASE WHEN \"users\".\"role\" IS NOT NULL THEN 'attribute' \
+                            ),
+                            Fold::Lower,
+                            false,
+                        )
+                    })),
+                    ("rolesource", None) => Ok(Target::Column({
+                        self.correlated_subquery();
+                        column(
+                            &format!(
+                                "(CASE WHEN \"users\".\"role\" IS NOT NULL THEN 'attribute' \
                              WHEN EXISTS (SELECT 1 {MAPPED_GROUPS}) THEN 'group' \
                              ELSE 'default' END)"
-                        ),
-                        Fold::Lower,
-                        false,
-                    ))),
+                            ),
+                            Fold::Lower,
+                            false,
+                        )
+                    })),
                     _ => Err(unknown()),
                 };
             }
@@ -1056,7 +1218,7 @@ impl<'t> Compiler<'t> {
                     subs: EMAILS,
                 };
                 let inner = self.val_filter(&vp.filter, &elements, &attr)?;
-                let json = Self::exists(from, conds, inner);
+                let json = self.exists(from, conds, inner);
                 // The index finds the candidates; the JSON check holds on one address.
                 let mut indexed = Vec::new();
                 for v in indexed_email_values(&vp.filter) {
@@ -1101,7 +1263,7 @@ impl<'t> Compiler<'t> {
                 }
                 let (from, conds, alias) = self.json_walk(&Input::Column("attributes"), &steps);
                 let inner = self.val_filter(&vp.filter, &Elements::Json { alias, subs }, &attr)?;
-                Ok(Self::exists(from, conds, inner))
+                Ok(self.exists(from, conds, inner))
             }
             (Resource::Group, None | Some(GROUP_URN), _) => match resolve_group(&vp.attr) {
                 Err(e) => Err(e),
@@ -1135,6 +1297,7 @@ impl<'t> Compiler<'t> {
                     .collect::<Result<_, _>>()?,
             ),
             ValFilter::Attr(exp) => {
+                bump(&self.terms);
                 let path = match exp {
                     AttrExp::Present(p) | AttrExp::Comparison(p, _, _) => p,
                 };
@@ -1381,6 +1544,10 @@ mod tests {
                 Resource::User,
             ),
             (r#"title gt null"#, Resource::User),
+            (r#"title eq "a\u0000b""#, Resource::User),
+            (r#"emails[type eq "\u0000"]"#, Resource::User),
+            (r#"meta.created gt "\u0000""#, Resource::User),
+            (r#"members.display co "\u0000""#, Resource::Group),
             (r#"members.noSuch eq "x""#, Resource::Group),
             (r#"members[noSuch eq "x"]"#, Resource::Group),
             (r#"userName eq "x""#, Resource::Group),
@@ -1428,6 +1595,189 @@ mod tests {
             }
         }
         assert!(max < 40, "nesting {max}");
+    }
+
+    /// The filter compiled as the list queries compile it, with the cost limits.
+    fn checked(f: &str, r: Resource, backend: Backend) -> Result<Cond, DomainError> {
+        let f = parse(f).unwrap().unwrap();
+        match r {
+            Resource::User => users(&f, "t1", backend),
+            Resource::Group => groups(&f, "t1", backend),
+        }
+    }
+
+    fn joined(n: usize, term: impl Fn(usize) -> String, op: &str) -> String {
+        (0..n).map(term).collect::<Vec<_>>().join(op)
+    }
+
+    fn refused_as_too_costly(f: &str, r: Resource, what: &str) {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            match checked(f, r, backend) {
+                Err(DomainError::Invalid { scim_type, detail }) => {
+                    assert_eq!(scim_type, ScimType::InvalidFilter, "{detail}");
+                    assert!(detail.contains("too costly"), "{detail}");
+                    assert!(detail.contains(what), "{what}: {detail}");
+                }
+                other => panic!("{}: {other:?}", &f[..f.len().min(80)]),
+            }
+        }
+    }
+
+    #[test]
+    fn value_filters_past_the_limit_are_refused_before_any_sql() {
+        // Issue 8 finding 3: 300 value filters compiled to 300 correlated JSON subqueries.
+        let f = joined(300, |i| format!("emails[type eq \"w{i}\"]"), " or ");
+        assert!(parse(&f).is_ok());
+        refused_as_too_costly(&f, Resource::User, "at most 16 are allowed");
+        // Each costs two: the value filter, and the test of `type` inside it.
+        let at_limit = joined(
+            MAX_CORRELATED / 2,
+            |i| format!("emails[type eq \"w{i}\"]"),
+            " or ",
+        );
+        checked(&at_limit, Resource::User, Backend::Sqlite).unwrap();
+        checked(&at_limit, Resource::User, Backend::Postgres).unwrap();
+        let over = joined(
+            MAX_CORRELATED + 1,
+            |i| format!("emails.type eq \"w{i}\""),
+            " or ",
+        );
+        refused_as_too_costly(&over, Resource::User, "value filters / JSON subqueries");
+        let extension = joined(
+            MAX_CORRELATED + 1,
+            |i| format!("{ENTERPRISE_URN}:department eq \"d{i}\""),
+            " and ",
+        );
+        refused_as_too_costly(&extension, Resource::User, "JSON subqueries");
+        let roles = joined(
+            MAX_CORRELATED / 2 + 1,
+            |_| {
+                format!(
+                    "{ROSTER_URN}:effectiveRole eq \"admin\" or {ROSTER_URN}:roleSource eq \"group\""
+                )
+            },
+            " or ",
+        );
+        refused_as_too_costly(&roles, Resource::User, "JSON subqueries");
+    }
+
+    #[test]
+    fn terms_patterns_and_subqueries_have_their_limits() {
+        let terms = joined(MAX_TERMS + 1, |i| format!("id eq \"{i}\""), " or ");
+        refused_as_too_costly(&terms, Resource::User, "65 comparisons and presence tests");
+        checked(
+            &joined(MAX_TERMS, |i| format!("id eq \"{i}\""), " or "),
+            Resource::User,
+            Backend::Sqlite,
+        )
+        .unwrap();
+        // Terms inside a value filter count too.
+        let inner = joined(MAX_TERMS + 1, |i| format!("value eq \"{i}\""), " or ");
+        refused_as_too_costly(
+            &format!("members[{inner}]"),
+            Resource::Group,
+            "comparisons and presence tests",
+        );
+        let patterns = joined(MAX_PATTERNS + 1, |i| format!("title co \"{i}\""), " or ");
+        refused_as_too_costly(&patterns, Resource::User, "co/sw/ew comparisons");
+        checked(
+            &joined(MAX_PATTERNS, |i| format!("title ew \"{i}\""), " or "),
+            Resource::User,
+            Backend::Postgres,
+        )
+        .unwrap();
+        let lookups = joined(
+            MAX_SUBQUERIES + 1,
+            |i| format!("members eq \"{i}\""),
+            " or ",
+        );
+        refused_as_too_costly(&lookups, Resource::Group, "subqueries");
+        checked(
+            &joined(
+                MAX_SUBQUERIES,
+                |i| format!("groups.value eq \"{i}\""),
+                " or ",
+            ),
+            Resource::User,
+            Backend::Sqlite,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn what_okta_and_entra_send_costs_little() {
+        for (f, r) in [
+            (r#"userName eq "ada@example.com""#, Resource::User),
+            (r#"externalId eq "00u1abc""#, Resource::User),
+            (
+                r#"emails[type eq "work" and value eq "ada@example.com"]"#,
+                Resource::User,
+            ),
+            (r#"displayName eq "Engineering""#, Resource::Group),
+            (r#"id eq "g1" and members eq "u1""#, Resource::Group),
+            (r#"members[value eq "u1"]"#, Resource::Group),
+        ] {
+            let f = parse(f).unwrap().unwrap();
+            let mut c = Compiler::new(Backend::Postgres, "t1");
+            c.filter(&f, r).unwrap();
+            let cost = c.cost();
+            assert!(
+                cost.terms <= 2 && cost.correlated <= 3 && cost.subqueries <= 4,
+                "{cost:?}"
+            );
+            assert!(cost.check().is_ok());
+        }
+    }
+
+    #[test]
+    fn sqlite_filters_check_the_deadline_for_every_row_and_element() {
+        let c = checked(r#"emails[type eq "work"]"#, Resource::User, Backend::Sqlite).unwrap();
+        let sql = sql_text(&c);
+        assert!(sql.starts_with("(roster_in_time() AND "), "{sql}");
+        assert!(
+            sql.contains("WHERE roster_in_time() AND "),
+            "each JSON subquery checks it too: {sql}"
+        );
+        let c = checked(
+            r#"emails[type eq "work"]"#,
+            Resource::User,
+            Backend::Postgres,
+        )
+        .unwrap();
+        assert!(!sql_text(&c).contains("roster_in_time"));
+    }
+
+    #[test]
+    fn out_of_range_date_times_are_invalid_filters_not_panics() {
+        // Issue 8 finding 8b: year 10000 in UTC panicked in the offset conversion.
+        for v in [
+            "9999-12-31T23:59:59-01:00",
+            "9999-12-31T23:30:00-00:31",
+            "0000-01-01T00:00:00+01:00",
+            "0000-06-01T00:00:00Z",
+        ] {
+            for attr in ["meta.created", "meta.lastModified"] {
+                for op in ["eq", "gt", "le", "ne"] {
+                    let f = format!("{attr} {op} \"{v}\"");
+                    match checked(&f, Resource::User, Backend::Sqlite) {
+                        Err(DomainError::Invalid { scim_type, detail }) => {
+                            assert_eq!(scim_type, ScimType::InvalidFilter, "{f}");
+                            assert!(detail.contains("year"), "{f}: {detail}");
+                        }
+                        other => panic!("{f}: {other:?}"),
+                    }
+                }
+            }
+        }
+        for v in [
+            "9999-12-31T23:59:59Z",
+            "9999-12-31T23:59:59+01:00",
+            "0001-01-01T00:00:00Z",
+            "0001-01-01T00:59:59-00:01",
+        ] {
+            let f = format!("meta.created gt \"{v}\"");
+            checked(&f, Resource::Group, Backend::Postgres).unwrap();
+        }
     }
 
     #[test]

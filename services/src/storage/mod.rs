@@ -3,6 +3,12 @@
 //! The backend comes from the URL scheme (`sqlite://PATH`, `postgres://…`); anything else is an
 //! error, never a silently created file. Diesel is synchronous: every piece of database work
 //! runs on the store's database threads through [`Store::run`], never on the async workers.
+//!
+//! Bounded work: each tenant's jobs wait in the tenant's own lane, lanes are served in turn
+//! and no lane runs on every thread at once (see [`Lanes`]), so one tenant's expensive requests
+//! cannot hold back another's; and every statement a request runs is bounded by the statement
+//! timeout (PostgreSQL's `statement_timeout`; on SQLite, which has none, a deadline checked by
+//! the filters' SQL, see [`deadline`]). A statement past it is [`DomainError::Timeout`].
 
 pub mod filter;
 pub mod groups;
@@ -14,7 +20,9 @@ pub mod tenants;
 pub mod tokens;
 pub mod users;
 
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -63,11 +71,15 @@ impl DatabaseUrl {
         }
     }
 
-    fn establish(&self) -> Result<DbConnection, StoreError> {
+    /// Opens a connection; `timeout` bounds each statement run on it (none: unbounded).
+    fn establish(&self, timeout: Option<Duration>) -> Result<DbConnection, StoreError> {
         match self {
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = diesel::SqliteConnection::establish(path)
                     .map_err(|e| StoreError::Connect(e.to_string()))?;
+                // On every connection: compiled filters call it (it holds unless a database
+                // thread set a deadline that has passed).
+                deadline::register(&mut conn).map_err(|e| StoreError::Connect(e.to_string()))?;
                 // WAL lets readers run beside the writer; NORMAL sync is safe in WAL mode.
                 // The busy timeout first: switching to WAL takes a lock that another
                 // process (a CLI command beside the server) may be holding.
@@ -83,10 +95,56 @@ impl DatabaseUrl {
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
                 Ok(DbConnection::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url)
-                .map(DbConnection::Postgres)
-                .map_err(|e| StoreError::Connect(e.to_string())),
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = diesel::PgConnection::establish(url)
+                    .map_err(|e| StoreError::Connect(e.to_string()))?;
+                // No JIT: its compilation of a large filter takes seconds that no timeout can
+                // interrupt (measured: 2 s before a 50 ms statement_timeout could fire), and
+                // Roster's queries are short ones, for which JIT is a cost and never a gain.
+                conn.batch_execute("SET jit = off")
+                    .map_err(|e| StoreError::Connect(e.to_string()))?;
+                if let Some(t) = timeout {
+                    // Milliseconds, at least one (0 would mean "no timeout").
+                    let ms = t.as_millis().clamp(1, i32::MAX as u128);
+                    conn.batch_execute(&format!("SET statement_timeout = {ms}"))
+                        .map_err(|e| StoreError::Connect(e.to_string()))?;
+                }
+                Ok(DbConnection::Postgres(conn))
+            }
         }
+    }
+}
+
+/// How the store runs its database work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Database connections, each served by its own database thread.
+    pub connections: u32,
+    /// The longest one statement of a request may run (`None`: unbounded). Not applied to
+    /// migrations nor to [`Store::run_blocking`] (the CLI, start-up).
+    pub statement_timeout: Option<Duration>,
+    /// The most jobs of one tenant running at once (`None`: [`default_tenant_jobs`]).
+    pub tenant_jobs: Option<usize>,
+}
+
+impl StoreOptions {
+    pub fn new(connections: u32) -> Self {
+        StoreOptions {
+            connections,
+            statement_timeout: None,
+            tenant_jobs: None,
+        }
+    }
+}
+
+/// The most jobs of one tenant that run at once on `threads` database threads: all but a
+/// quarter of them (at least one kept for the other tenants, when there are two threads or
+/// more).
+pub fn default_tenant_jobs(threads: usize) -> usize {
+    if threads <= 1 {
+        1
+    } else {
+        threads - (threads / 4).max(1)
     }
 }
 
@@ -129,6 +187,8 @@ struct Shared {
     url: DatabaseUrl,
     backend: Backend,
     write_lock: Mutex<()>,
+    /// Bounds each statement of the database threads' jobs.
+    statement_timeout: Option<Duration>,
 }
 
 /// A database thread's own connection: opened at start, reopened after it breaks.
@@ -139,10 +199,11 @@ type Job = Box<dyn FnOnce(&Shared, &mut Slot) + Send>;
 /// The service's handle on the database.
 ///
 /// Diesel is synchronous, so all database work runs on a fixed set of database threads (one
-/// per pooled connection), never on the async workers. Requests reach them through one
-/// queue: under load a thread takes job after job without sleeping in between, which costs far
-/// fewer context switches than a blocking-pool hand-off per request. On SQLite a one-writer
-/// lock keeps concurrent writers from spinning on `SQLITE_BUSY`.
+/// per pooled connection), never on the async workers. Requests reach them through the
+/// tenants' lanes ([`Lanes`]): under load a thread takes job after job without sleeping in
+/// between, which costs far fewer context switches than a blocking-pool hand-off per request,
+/// and takes them from each waiting tenant in turn. On SQLite a one-writer lock keeps
+/// concurrent writers from spinning on `SQLITE_BUSY`.
 #[derive(Clone)]
 pub struct Store {
     shared: Arc<Shared>,
@@ -152,7 +213,7 @@ pub struct Store {
 /// The database threads' queues. When the last [`Store`] goes, the queues close and the
 /// threads are joined, so that no thread is still using a connection while the process exits.
 struct Queues {
-    jobs: Option<crossbeam_channel::Sender<Job>>,
+    jobs: Arc<Lanes>,
     /// SQLite only: the one writer thread's queue (see [`writer_loop`]).
     writes: Option<crossbeam_channel::Sender<WriteJob>>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -160,13 +221,213 @@ struct Queues {
 
 impl Drop for Queues {
     fn drop(&mut self) {
-        self.jobs.take();
+        self.jobs.close();
         self.writes.take();
         let me = std::thread::current().id();
         for thread in self.threads.drain(..) {
             if thread.thread().id() != me {
                 let _ = thread.join();
             }
+        }
+    }
+}
+
+/// The lane of work not tied to a tenant (tenant ids are UUIDs, never empty).
+const SHARED_LANE: &str = "";
+
+/// The database threads' queue of jobs (reads; on PostgreSQL writes too): one lane per tenant.
+///
+/// A thread takes the next job of the lane at the front of `ready`, then puts that lane at the
+/// back if it has more: waiting tenants are served in turn, each job of one tenant behind at
+/// most one job of every other waiting tenant. And a lane never runs more than `per_lane` jobs
+/// at once (by default all threads but a quarter), so that while one tenant keeps every
+/// thread it may use busy, the others find a free thread at once.
+struct Lanes {
+    state: Mutex<LaneState>,
+    wake: Condvar,
+    per_lane: usize,
+}
+
+#[derive(Default)]
+struct LaneState {
+    lanes: HashMap<Arc<str>, Lane>,
+    /// The lanes with a waiting job and room to run it, in the order they are served.
+    ready: VecDeque<Arc<str>>,
+    /// Jobs waiting in every lane.
+    queued: usize,
+    /// No more jobs come: the threads finish the waiting ones, then end.
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Lane {
+    jobs: VecDeque<Job>,
+    running: usize,
+    /// Whether the lane is in `ready`.
+    ready: bool,
+}
+
+impl Lanes {
+    fn new(per_lane: usize) -> Self {
+        Lanes {
+            state: Mutex::new(LaneState::default()),
+            wake: Condvar::new(),
+            per_lane: per_lane.max(1),
+        }
+    }
+
+    /// The state; a panic never happens while it is held, but a poisoned lock would still
+    /// hold consistent queues.
+    fn state(&self) -> MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `job` in the lane `key`; gives it back once the lanes are closed.
+    fn push(&self, key: &str, job: Job) -> Result<(), Job> {
+        let mut guard = self.state();
+        let state = &mut *guard;
+        if state.closed {
+            return Err(job);
+        }
+        let key: Arc<str> = match state.lanes.get_key_value(key) {
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::from(key),
+        };
+        let lane = state.lanes.entry(Arc::clone(&key)).or_default();
+        lane.jobs.push_back(job);
+        state.queued += 1;
+        if !lane.ready && lane.running < self.per_lane {
+            lane.ready = true;
+            state.ready.push_back(key);
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The next job to run and its lane; `None` once the lanes are closed and empty.
+    fn next(&self) -> Option<(Arc<str>, Job)> {
+        let mut guard = self.state();
+        loop {
+            let state = &mut *guard;
+            if let Some(key) = state.ready.pop_front() {
+                let Some(lane) = state.lanes.get_mut(&key) else {
+                    continue;
+                };
+                lane.ready = false;
+                let Some(job) = lane.jobs.pop_front() else {
+                    continue;
+                };
+                lane.running += 1;
+                state.queued -= 1;
+                if !lane.jobs.is_empty() && lane.running < self.per_lane {
+                    lane.ready = true;
+                    state.ready.push_back(Arc::clone(&key));
+                    self.wake.notify_one();
+                }
+                return Some((key, job));
+            }
+            if state.closed && state.queued == 0 {
+                return None;
+            }
+            guard = self
+                .wake
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// A job of the lane `key` has finished.
+    fn done(&self, key: &Arc<str>) {
+        let mut guard = self.state();
+        let state = &mut *guard;
+        if let Some(lane) = state.lanes.get_mut(key) {
+            lane.running = lane.running.saturating_sub(1);
+            if lane.jobs.is_empty() {
+                if lane.running == 0 {
+                    state.lanes.remove(key);
+                }
+            } else if !lane.ready {
+                lane.ready = true;
+                state.ready.push_back(Arc::clone(key));
+                self.wake.notify_one();
+            }
+        }
+        if state.closed && state.queued == 0 {
+            self.wake.notify_all();
+        }
+    }
+
+    /// Takes no more jobs; the threads end once the waiting ones have run.
+    fn close(&self) {
+        self.state().closed = true;
+        self.wake.notify_all();
+    }
+}
+
+/// SQLite's statement timeout. SQLite has no such setting, and diesel exposes neither a
+/// progress handler nor `sqlite3_interrupt` (both would need the raw handle, and `unsafe`).
+/// Instead each database thread sets a deadline for the job it runs, and the SQL that
+/// compiled filters produce (the one kind of statement whose cost grows with the request)
+/// calls `roster_in_time()` for every row and JSON element it looks at: past the deadline the
+/// function fails, and SQLite stops the statement with [`MESSAGE`].
+pub(crate) mod deadline {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+
+    use diesel::serialize::{IsNull, Output, ToSql};
+    use diesel::sql_types::Bool;
+    use diesel::sqlite::Sqlite;
+
+    /// The error of a statement stopped by the deadline.
+    pub const MESSAGE: &str = "roster: the statement ran past the statement timeout";
+
+    /// The SQL that holds while the current job is within its deadline.
+    pub const SQL: &str = "roster_in_time()";
+
+    thread_local! {
+        static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+
+    diesel::define_sql_function! {
+        /// True while the running job is within its deadline; an error after it.
+        fn roster_in_time() -> Bool;
+    }
+
+    /// The result of `roster_in_time()`: serialized, it fails past the deadline.
+    #[derive(Debug)]
+    struct InTime;
+
+    impl ToSql<Bool, Sqlite> for InTime {
+        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> diesel::serialize::Result {
+            let late = DEADLINE.with(|d| d.get().is_some_and(|at| Instant::now() >= at));
+            if late {
+                return Err(MESSAGE.into());
+            }
+            out.set_value(1);
+            Ok(IsNull::No)
+        }
+    }
+
+    /// Registers `roster_in_time()` on a connection (not deterministic: SQLite calls it for
+    /// every row rather than once per statement).
+    pub fn register(conn: &mut diesel::SqliteConnection) -> diesel::QueryResult<()> {
+        roster_in_time_utils::register_nondeterministic_impl(conn, || InTime)
+    }
+
+    /// The current thread's deadline while it lives.
+    pub struct Guard(());
+
+    impl Guard {
+        pub fn start(timeout: Duration) -> Guard {
+            let at = Instant::now().checked_add(timeout);
+            DEADLINE.with(|d| d.set(at));
+            Guard(())
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            DEADLINE.with(|d| d.set(None));
         }
     }
 }
@@ -194,29 +455,41 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens `connections` connections to `url` and as many database threads. Does not
-    /// migrate: see [`Store::migrate`].
+    /// Opens `connections` connections to `url` and as many database threads, without a
+    /// statement timeout. Does not migrate: see [`Store::migrate`].
     pub fn open(url: &str, connections: u32) -> Result<Store, StoreError> {
+        Store::open_with(url, &StoreOptions::new(connections))
+    }
+
+    /// Opens the store as `options` say. Does not migrate: see [`Store::migrate`].
+    pub fn open_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let url = DatabaseUrl::parse(url)?;
         let backend = match url {
             DatabaseUrl::Sqlite(_) => Backend::Sqlite,
             DatabaseUrl::Postgres(_) => Backend::Postgres,
         };
-        let connections = connections.max(1);
+        let connections = options.connections.max(1);
+        let timeout = options.statement_timeout;
         // Open every connection now: a bad URL or an unreachable server fails here, with the
         // real error.
         let mut opened = Vec::with_capacity(connections as usize + 1);
         for _ in 0..=connections {
-            opened.push(url.establish()?);
+            opened.push(url.establish(timeout)?);
         }
         let shared = Arc::new(Shared {
             url,
             backend,
             write_lock: Mutex::new(()),
+            statement_timeout: timeout,
         });
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        let threads = connections as usize;
+        let per_lane = options
+            .tenant_jobs
+            .unwrap_or_else(|| default_tenant_jobs(threads))
+            .clamp(1, threads);
+        let lanes = Arc::new(Lanes::new(per_lane));
         let mut queues = Queues {
-            jobs: Some(jobs),
+            jobs: Arc::clone(&lanes),
             writes: None,
             threads: Vec::new(),
         };
@@ -232,14 +505,14 @@ impl Store {
             queues.threads.push(thread);
         }
         for n in 0..connections {
-            let queue = queue.clone();
+            let lanes = Arc::clone(&lanes);
             let shared = Arc::clone(&shared);
             let mut slot = opened.pop();
             let thread = std::thread::Builder::new()
                 .name(format!("roster-db-{n}"))
                 .spawn(move || {
-                    // Ends when every Store handle is gone.
-                    while let Ok(job) = queue.recv() {
+                    // Ends when every Store handle is gone and the lanes are empty.
+                    while let Some((lane, job)) = lanes.next() {
                         // A panic in one job must not take the thread down with it.
                         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             job(&shared, &mut slot)
@@ -249,6 +522,7 @@ impl Store {
                             slot = None;
                             tracing::error!("a database job panicked");
                         }
+                        lanes.done(&lane);
                     }
                 })
                 .map_err(|e| StoreError::Pool(format!("cannot start a database thread: {e}")))?;
@@ -266,7 +540,7 @@ impl Store {
 
     /// Applies the pending migrations of this backend; returns how many ran.
     pub fn migrate(&self) -> Result<usize, StoreError> {
-        let mut conn = self.shared.url.establish()?;
+        let mut conn = self.shared.url.establish(None)?;
         let migrations = match self.shared.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS,
             Backend::Postgres => POSTGRES_MIGRATIONS,
@@ -281,8 +555,20 @@ impl Store {
         Ok(done)
     }
 
-    /// Runs `f` on a database thread, with that thread's connection.
+    /// Runs `f` on a database thread, with that thread's connection, in the shared lane of
+    /// work not tied to a tenant (checking credentials, start-up). A tenant's work goes
+    /// through [`Store::run_for`].
     pub async fn run<T, F>(&self, f: F) -> Result<T, DomainError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db<'_>) -> Result<T, DomainError> + Send + 'static,
+    {
+        self.run_for(SHARED_LANE, f).await
+    }
+
+    /// Runs `f` on a database thread for the tenant `tenant_id`: in that tenant's lane, so
+    /// that it waits behind the tenant's own work, not behind other tenants'.
+    pub async fn run_for<T, F>(&self, tenant_id: &str, f: F) -> Result<T, DomainError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>) -> Result<T, DomainError> + Send + 'static,
@@ -290,13 +576,11 @@ impl Store {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |shared: &Shared, slot: &mut Slot| {
             // The caller may have gone (a cancelled request): nothing to tell it then.
-            let _ = reply.send(shared.run(slot, f));
+            let _ = reply.send(shared.run_bounded(slot, f));
         });
         self.queues
             .jobs
-            .as_ref()
-            .ok_or_else(|| DomainError::internal("the database threads have stopped"))?
-            .send(job)
+            .push(tenant_id, job)
             .map_err(|_| DomainError::internal("the database threads have stopped"))?;
         answer
             .await
@@ -312,8 +596,19 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Db<'_>) -> Result<T, DomainError> + Send + 'static,
     {
+        self.run_write_for(SHARED_LANE, f).await
+    }
+
+    /// [`Store::run_write`] for the tenant `tenant_id`: on PostgreSQL in the tenant's lane
+    /// (see [`Store::run_for`]); on SQLite on the one writer thread, whose group commits take
+    /// every tenant's writes together.
+    pub async fn run_write_for<T, F>(&self, tenant_id: &str, f: F) -> Result<T, DomainError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db<'_>) -> Result<T, DomainError> + Send + 'static,
+    {
         let Some(writes) = &self.queues.writes else {
-            return self.run(f).await;
+            return self.run_for(tenant_id, f).await;
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: WriteJob = Box::new(move |db: &mut Db<'_>| {
@@ -350,10 +645,25 @@ impl Shared {
     /// The slot's connection, opened if it has none.
     fn connection<'s>(&self, slot: &'s mut Slot) -> Result<&'s mut DbConnection, DomainError> {
         if slot.is_none() {
-            *slot = Some(self.url.establish().map_err(DomainError::internal)?);
+            *slot = Some(
+                self.url
+                    .establish(self.statement_timeout)
+                    .map_err(DomainError::internal)?,
+            );
         }
         slot.as_mut()
             .ok_or_else(|| DomainError::internal("no database connection"))
+    }
+
+    /// [`Shared::run`] on a database thread: on SQLite, the statements of `f` end at the
+    /// statement timeout, counted from now (PostgreSQL counts each statement itself).
+    fn run_bounded<T>(
+        &self,
+        slot: &mut Slot,
+        f: impl FnOnce(&mut Db<'_>) -> Result<T, DomainError>,
+    ) -> Result<T, DomainError> {
+        let _deadline = self.statement_timeout.map(deadline::Guard::start);
+        self.run(slot, f)
     }
 
     fn run<T>(
@@ -438,6 +748,7 @@ fn run_batch(
                 write_lock: &shared.write_lock,
                 batched: savepoint.is_ok(),
             };
+            let _deadline = shared.statement_timeout.map(deadline::Guard::start);
             // A panic in one job must not take the writer down with it.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut db))).unwrap_or_else(
                 |_| {
@@ -585,7 +896,26 @@ fn is_serialization_failure(e: &DieselError) -> bool {
 pub fn map_db_error(e: DieselError) -> DomainError {
     match e {
         DieselError::NotFound => DomainError::not_found("resource", ""),
+        e if is_statement_timeout(&e) => {
+            tracing::warn!(error = %e, "a statement ran past the statement timeout");
+            DomainError::Timeout
+        }
         other => DomainError::internal(other),
+    }
+}
+
+/// PostgreSQL's message for SQLSTATE 57014 by `statement_timeout` (diesel does not expose the
+/// SQLSTATE; the server's `lc_messages` is English unless configured otherwise).
+const PG_STATEMENT_TIMEOUT: &str = "canceling statement due to statement timeout";
+
+/// Whether `e` is a statement stopped by the statement timeout, on either backend.
+pub fn is_statement_timeout(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(_, info) => {
+            let m = info.message();
+            m.contains(PG_STATEMENT_TIMEOUT) || m.contains(deadline::MESSAGE)
+        }
+        _ => false,
     }
 }
 
@@ -657,4 +987,151 @@ pub const CHUNK: usize = 500;
 /// then re-compiles on every call.
 pub fn first<T>(rows: Vec<T>) -> Option<T> {
     rows.into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    fn noop() -> Job {
+        Box::new(|_: &Shared, _: &mut Slot| {})
+    }
+
+    #[test]
+    fn lanes_take_turns_and_never_run_on_every_thread() {
+        let lanes = Lanes::new(2);
+        for _ in 0..5 {
+            assert!(lanes.push("a", noop()).is_ok());
+        }
+        assert!(lanes.push("b", noop()).is_ok());
+        assert!(lanes.push("b", noop()).is_ok());
+        let next = || lanes.next().map(|(lane, _)| lane.to_string());
+        // a, then b (its turn), then a again: then a has its two running and waits.
+        assert_eq!(next().as_deref(), Some("a"));
+        assert_eq!(next().as_deref(), Some("b"));
+        assert_eq!(next().as_deref(), Some("a"));
+        assert_eq!(next().as_deref(), Some("b"));
+        {
+            let state = lanes.state();
+            assert!(state.ready.is_empty(), "a is at its limit, b is empty");
+            assert_eq!(state.queued, 3);
+        }
+        // A job of a ends: a may run one more.
+        lanes.done(&Arc::from("a"));
+        assert_eq!(
+            lanes.next().map(|(l, _)| l.to_string()).as_deref(),
+            Some("a")
+        );
+        // A newcomer goes before a's waiting jobs once a thread is free.
+        assert!(lanes.push("c", noop()).is_ok());
+        lanes.done(&Arc::from("a"));
+        let order: Vec<String> = (0..2)
+            .filter_map(|_| lanes.next().map(|(l, _)| l.to_string()))
+            .collect();
+        assert_eq!(order, ["c", "a"]);
+        // Finished lanes are forgotten.
+        lanes.done(&Arc::from("b"));
+        lanes.done(&Arc::from("b"));
+        lanes.done(&Arc::from("c"));
+        assert!(!lanes.state().lanes.contains_key("b"));
+        // Closed: the waiting job still runs, then the threads end.
+        lanes.close();
+        assert!(lanes.push("d", noop()).is_err());
+        lanes.done(&Arc::from("a"));
+        assert_eq!(
+            lanes.next().map(|(l, _)| l.to_string()).as_deref(),
+            Some("a")
+        );
+        lanes.done(&Arc::from("a"));
+        lanes.done(&Arc::from("a"));
+        assert!(lanes.next().is_none());
+    }
+
+    #[test]
+    fn every_tenant_leaves_a_thread_to_the_others() {
+        assert_eq!(default_tenant_jobs(1), 1);
+        assert_eq!(default_tenant_jobs(2), 1);
+        assert_eq!(default_tenant_jobs(4), 3);
+        assert_eq!(default_tenant_jobs(16), 12);
+    }
+
+    fn temp_sqlite() -> (String, impl Drop) {
+        struct Remove(std::path::PathBuf);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+                }
+            }
+        }
+        let path = std::env::temp_dir().join(format!("roster-unit-{}.db", new_id()));
+        (format!("sqlite://{}", path.display()), Remove(path))
+    }
+
+    /// A statement that checks the deadline for every row and would run for minutes.
+    const ENDLESS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                           WHERE roster_in_time() AND x < 1000000000000) SELECT count(*) FROM c";
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        #[allow(dead_code)]
+        count: i64,
+    }
+
+    fn endless(db: &mut Db<'_>) -> Result<(), DomainError> {
+        diesel::sql_query(ENDLESS).load::<Count>(db.conn)?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn sqlite_statements_end_at_the_timeout() {
+        let (url, _file) = temp_sqlite();
+        let store = Store::open_with(
+            &url,
+            &StoreOptions {
+                statement_timeout: Some(Duration::from_millis(50)),
+                ..StoreOptions::new(2)
+            },
+        )
+        .unwrap();
+        let started = Instant::now();
+        let err = store.run_for("t1", endless).await.unwrap_err();
+        assert!(matches!(err, DomainError::Timeout), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // The thread and its connection go on serving.
+        let one = store
+            .run_for("t1", |db| {
+                Ok(
+                    diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                        .get_result::<i32>(db.conn)?,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+        // The next job has a deadline of its own.
+        let err = store.run_for("t1", endless).await.unwrap_err();
+        assert!(matches!(err, DomainError::Timeout), "{err:?}");
+    }
+
+    #[test]
+    fn without_a_deadline_the_check_holds() {
+        // The CLI's connections (run_blocking) and start-up have none.
+        let (url, _file) = temp_sqlite();
+        let store = Store::open(&url, 1).unwrap();
+        let n = store
+            .run_blocking(|db| {
+                Ok(diesel::sql_query(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                     WHERE roster_in_time() AND x < 1000) SELECT count(*) AS count FROM c",
+                )
+                .load::<Count>(db.conn)?
+                .len())
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+    }
 }

@@ -19,18 +19,27 @@
 //! SCIM `cursor`): "after" and "before" a position in the ascending order, where absent values
 //! sort last (RFC 7644 §3.4.2.3) and ties are broken by id. A descending list is the exact
 //! reverse, so reading it forward is reading the ascending order backward.
+//!
+//! The hints are bounded in number ([`MAX_HINTS`]) and in bytes ([`MAX_HINT_BYTES`]): a hint
+//! is kept under the SHA-256 of its filter, not the filter's text (up to 8 KiB), and when
+//! either bound is reached the expired hints go, then the least recently used.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::domain::Position;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Position, SortValue};
 
 /// How long a continuation is kept after its last use.
 const HINT_TTL: Duration = Duration::from_secs(300);
 /// How long a total is reused before it is counted again.
 const TOTAL_TTL: Duration = Duration::from_secs(1);
-const MAX_HINTS: usize = 10_000;
+/// Most hints kept.
+pub const MAX_HINTS: usize = 10_000;
+/// Most bytes the hints take, counted as [`Stored::bytes`] does.
+pub const MAX_HINT_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HintKey {
@@ -42,12 +51,93 @@ pub struct HintKey {
     pub position: i64,
 }
 
+/// A [`HintKey`] as kept: the filter by its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct StoredKey {
+    tenant_id: String,
+    resource: &'static str,
+    filter: [u8; 32],
+    position: i64,
+}
+
+impl StoredKey {
+    fn new(key: &HintKey) -> Self {
+        StoredKey {
+            tenant_id: key.tenant_id.clone(),
+            resource: key.resource,
+            filter: Sha256::digest(key.filter.as_bytes()).into(),
+            position: key.position,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Hint {
     after: Position,
     total: i64,
     counted: Instant,
     used: Instant,
+}
+
+/// The bytes one hint takes: its key and value, and the strings they own.
+fn bytes(key: &StoredKey, hint: &Hint) -> usize {
+    let text = match &hint.after.key {
+        SortValue::Text(t) => t.len(),
+        SortValue::Null | SortValue::Bool(_) | SortValue::Time(_) => 0,
+    };
+    std::mem::size_of::<StoredKey>()
+        + std::mem::size_of::<Hint>()
+        + key.tenant_id.len()
+        + hint.after.id.len()
+        + text
+}
+
+#[derive(Debug, Default)]
+struct Stored {
+    hints: HashMap<StoredKey, Hint>,
+    /// The sum of [`bytes`] over `hints`.
+    bytes: usize,
+}
+
+impl Stored {
+    fn remove(&mut self, key: &StoredKey) {
+        if let Some(old) = self.hints.remove(key) {
+            self.bytes = self.bytes.saturating_sub(bytes(key, &old));
+        }
+    }
+
+    /// Makes room for a hint of `incoming` bytes: drops the expired hints, then the least
+    /// recently used, down to three quarters of each bound (so that this runs seldom).
+    fn make_room(&mut self, incoming: usize) {
+        if self.hints.len() < MAX_HINTS && self.bytes + incoming <= MAX_HINT_BYTES {
+            return;
+        }
+        let expired: Vec<StoredKey> = self
+            .hints
+            .iter()
+            .filter(|(_, h)| h.used.elapsed() > HINT_TTL)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &expired {
+            self.remove(k);
+        }
+        let (max_len, max_bytes) = (MAX_HINTS / 4 * 3, MAX_HINT_BYTES / 4 * 3);
+        if self.hints.len() <= max_len && self.bytes + incoming <= max_bytes {
+            return;
+        }
+        let mut by_use: Vec<(Instant, StoredKey)> = self
+            .hints
+            .iter()
+            .map(|(k, h)| (h.used, k.clone()))
+            .collect();
+        by_use.sort_unstable_by_key(|(used, _)| *used);
+        for (_, k) in by_use {
+            if self.hints.len() <= max_len && self.bytes + incoming <= max_bytes {
+                break;
+            }
+            self.remove(&k);
+        }
+    }
 }
 
 /// Where to continue a page, and the total if it is fresh enough to reuse.
@@ -60,14 +150,14 @@ pub struct Continuation {
 
 #[derive(Debug, Default)]
 pub struct PageHints {
-    hints: Mutex<HashMap<HintKey, Hint>>,
+    stored: Mutex<Stored>,
 }
 
 impl PageHints {
     /// The continuation for `key`, if a page ended exactly there.
     pub fn get(&self, key: &HintKey) -> Option<Continuation> {
-        let mut hints = self.hints.lock().ok()?;
-        let hint = hints.get_mut(key)?;
+        let mut stored = self.stored.lock().ok()?;
+        let hint = stored.hints.get_mut(&StoredKey::new(key))?;
         if hint.used.elapsed() > HINT_TTL {
             return None;
         }
@@ -88,29 +178,32 @@ impl PageHints {
         total: i64,
         counted: Instant,
     ) {
-        let Ok(mut hints) = self.hints.lock() else {
+        let Ok(mut stored) = self.stored.lock() else {
             return;
         };
-        if hints.len() >= MAX_HINTS {
-            hints.retain(|_, h| h.used.elapsed() <= HINT_TTL);
-            if hints.len() >= MAX_HINTS {
-                hints.clear();
-            }
-        }
-        let next = HintKey {
-            position: key.position + i64::try_from(items).unwrap_or(i64::MAX),
-            ..key
+        let mut next = StoredKey::new(&key);
+        next.position = key
+            .position
+            .saturating_add(i64::try_from(items).unwrap_or(i64::MAX));
+        let hint = Hint {
+            after: last.clone(),
+            total,
+            counted,
+            used: Instant::now(),
         };
-        let now = Instant::now();
-        hints.insert(
-            next,
-            Hint {
-                after: last.clone(),
-                total,
-                counted,
-                used: now,
-            },
-        );
+        let size = bytes(&next, &hint);
+        stored.remove(&next);
+        stored.make_room(size);
+        stored.bytes += size;
+        stored.hints.insert(next, hint);
+    }
+
+    /// How many hints are kept, and the bytes they take.
+    pub fn size(&self) -> (usize, usize) {
+        self.stored
+            .lock()
+            .map(|s| (s.hints.len(), s.bytes))
+            .unwrap_or_default()
     }
 }
 
@@ -243,6 +336,70 @@ mod tests {
             ..key(100)
         };
         assert_eq!(hints.get(&other_tenant), None);
+    }
+
+    #[test]
+    fn many_distinct_filters_stay_within_the_bounds() {
+        let hints = PageHints::default();
+        // Filters of 8 KiB each (the longest accepted), more than the hints may hold: kept by
+        // their digest, the text costs nothing; past the count the oldest go.
+        let long = "x".repeat(8 * 1024);
+        for n in 0..(MAX_HINTS + 2_500) {
+            let key = HintKey {
+                filter: format!("{long}{n}"),
+                ..key(0)
+            };
+            hints.record(key, 100, &at(&format!("id-{n}")), 1_000, Instant::now());
+            let (len, bytes) = hints.size();
+            assert!(len <= MAX_HINTS, "{len} hints after {n}");
+            assert!(bytes <= MAX_HINT_BYTES, "{bytes} bytes after {n}");
+        }
+        // The newest are still there, the oldest evicted.
+        let newest = HintKey {
+            filter: format!("{long}{}", MAX_HINTS + 2_499),
+            ..key(100)
+        };
+        assert!(hints.get(&newest).is_some());
+        let oldest = HintKey {
+            filter: format!("{long}0"),
+            ..key(100)
+        };
+        assert_eq!(hints.get(&oldest), None);
+    }
+
+    #[test]
+    fn large_positions_stay_within_the_byte_bound() {
+        let hints = PageHints::default();
+        // Sort keys as long as a userName may be: the byte bound, not the count, applies.
+        let name = "n".repeat(4096);
+        for n in 0..3_000 {
+            let last = Position {
+                key: SortValue::Text(format!("{name}{n}")),
+                id: format!("id-{n}"),
+            };
+            let key = HintKey {
+                filter: format!("f{n}"),
+                ..key(0)
+            };
+            hints.record(key, 10, &last, 10, Instant::now());
+            let (_, bytes) = hints.size();
+            assert!(bytes <= MAX_HINT_BYTES, "{bytes} bytes after {n}");
+        }
+        let (len, _) = hints.size();
+        assert!(len < 3_000, "{len}");
+    }
+
+    #[test]
+    fn recording_the_same_page_again_replaces_it() {
+        let hints = PageHints::default();
+        hints.record(key(0), 10, &at("a"), 10, Instant::now());
+        let once = hints.size();
+        hints.record(key(0), 10, &at("b"), 10, Instant::now());
+        assert_eq!(hints.size(), once);
+        assert_eq!(
+            hints.get(&key(10)).map(|c| c.after.id),
+            Some("b".to_owned())
+        );
     }
 
     #[test]
