@@ -779,6 +779,7 @@ async fn repeated_failed_authentication_is_throttled_per_client() {
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     }
     let calls = mock.calls().len();
+    // "good" succeeded only before the first failure: not remembered (see `crate::throttle`).
     for auth in ["bad", "good"] {
         let reply = send(&app, Method::GET, "/scim/v2/Users/u-1", Some(auth), None).await;
         assert_scim_error(&reply, StatusCode::TOO_MANY_REQUESTS);

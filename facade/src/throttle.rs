@@ -5,10 +5,12 @@
 //! every request until that window passes. The window starts at the client's first failure; a
 //! success neither counts nor resets it, and other clients are not affected.
 //!
-//! While a client is throttled, even its requests with a good token answer 429: answering those
-//! normally would make the 429 itself tell a good token from a bad one, and the guessing would
-//! go on at full speed. A provisioning client that fails authentication twenty times a minute is
-//! misconfigured anyway.
+//! One address often carries many tenants: an identity provider's provisioning engine (Okta's,
+//! Entra's) reaches every customer's Roster from a few egress addresses, so one customer's stale
+//! token must not cut the others off. While a client is throttled, a request whose credentials
+//! already succeeded from that client since its first failure (remembered as a keyed hash of the
+//! `Authorization` header, at most [`MAX_TRUSTED_PER_CLIENT`] per client, never the secret) goes
+//! through; every other request answers 429, so guessing goes no faster than the limit.
 //!
 //! Memory is bounded: at most [`MAX_TRACKED_CLIENTS`] clients are remembered. When the table is
 //! full, clients whose window has passed are forgotten first; if none has, the tenth whose
@@ -20,12 +22,16 @@
 //! headers are not trusted, since any client can write them.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The most clients remembered at once (about 40 bytes each).
+/// The most clients remembered at once (about 200 bytes each at most).
 pub(crate) const MAX_TRACKED_CLIENTS: usize = 10_000;
+
+/// The most credentials remembered as good per client.
+pub(crate) const MAX_TRUSTED_PER_CLIENT: usize = 16;
 
 /// The part of an address that identifies a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,10 +53,13 @@ impl From<IpAddr> for ClientKey {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Window {
     started: Instant,
     failures: u32,
+    /// Keyed hashes of credentials that succeeded from this client since it was first
+    /// remembered (kept across windows).
+    trusted: Vec<u64>,
 }
 
 /// The failed authentications of recent clients.
@@ -59,6 +68,8 @@ pub(crate) struct AuthThrottle {
     limit: u32,
     window: Duration,
     clients: Mutex<HashMap<ClientKey, Window>>,
+    /// The per-process key of the credentials' hashes.
+    keys: std::collections::hash_map::RandomState,
 }
 
 impl AuthThrottle {
@@ -68,7 +79,13 @@ impl AuthThrottle {
             limit,
             window,
             clients: Mutex::new(HashMap::new()),
+            keys: std::collections::hash_map::RandomState::new(),
         }
+    }
+
+    /// The keyed hash of a request's credentials (its `Authorization` header).
+    pub(crate) fn credential(&self, authorization: Option<&[u8]>) -> Option<u64> {
+        authorization.map(|a| self.keys.hash_one(a))
     }
 
     fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Window>> {
@@ -78,8 +95,14 @@ impl AuthThrottle {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `Some(seconds until the window passes)`, rounded up, when `ip` is throttled at `now`.
-    pub(crate) fn throttled(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+    /// `Some(seconds until the window passes)`, rounded up, when `ip` is throttled at `now` for
+    /// a request with the credentials `credential` (see [`AuthThrottle::credential`]).
+    pub(crate) fn throttled(
+        &self,
+        ip: IpAddr,
+        credential: Option<u64>,
+        now: Instant,
+    ) -> Option<u64> {
         if self.limit == 0 {
             return None;
         }
@@ -87,6 +110,9 @@ impl AuthThrottle {
         let window = clients.get(&ClientKey::from(ip))?;
         let ends = window.started + self.window;
         if window.failures < self.limit || now >= ends {
+            return None;
+        }
+        if credential.is_some_and(|c| window.trusted.contains(&c)) {
             return None;
         }
         let left = ends - now;
@@ -106,14 +132,31 @@ impl AuthThrottle {
         let window = clients.entry(key).or_insert(Window {
             started: now,
             failures: 0,
+            trusted: Vec::new(),
         });
         if now >= window.started + self.window {
-            *window = Window {
-                started: now,
-                failures: 0,
-            };
+            window.started = now;
+            window.failures = 0;
         }
         window.failures = window.failures.saturating_add(1);
+    }
+
+    /// Records that `credential` authenticated from `ip` (only for a client with failures to
+    /// remember: other clients cost nothing here).
+    pub(crate) fn succeeded(&self, ip: IpAddr, credential: Option<u64>) {
+        let Some(credential) = credential else { return };
+        if self.limit == 0 {
+            return;
+        }
+        let mut clients = self.clients();
+        if let Some(window) = clients.get_mut(&ClientKey::from(ip))
+            && !window.trusted.contains(&credential)
+        {
+            if window.trusted.len() >= MAX_TRUSTED_PER_CLIENT {
+                window.trusted.remove(0);
+            }
+            window.trusted.push(credential);
+        }
     }
 
     /// Forgets the clients whose window has passed; if that frees nothing, the tenth of the
@@ -154,20 +197,48 @@ mod tests {
         let throttle = AuthThrottle::new(3, WINDOW);
         let t0 = Instant::now();
         for i in 0..3 {
-            assert_eq!(throttle.throttled(ip(1), t0), None, "after {i} failures");
+            assert_eq!(
+                throttle.throttled(ip(1), None, t0),
+                None,
+                "after {i} failures"
+            );
             throttle.failed(ip(1), t0);
         }
-        assert_eq!(throttle.throttled(ip(1), t0), Some(60));
+        assert_eq!(throttle.throttled(ip(1), None, t0), Some(60));
         assert_eq!(
-            throttle.throttled(ip(1), t0 + Duration::from_millis(59_001)),
+            throttle.throttled(ip(1), None, t0 + Duration::from_millis(59_001)),
             Some(1)
         );
-        assert_eq!(throttle.throttled(ip(1), t0 + WINDOW), None);
+        assert_eq!(throttle.throttled(ip(1), None, t0 + WINDOW), None);
         // Other clients are not affected.
-        assert_eq!(throttle.throttled(ip(2), t0), None);
+        assert_eq!(throttle.throttled(ip(2), None, t0), None);
         // A new window starts from scratch.
         throttle.failed(ip(1), t0 + WINDOW);
-        assert_eq!(throttle.throttled(ip(1), t0 + WINDOW), None);
+        assert_eq!(throttle.throttled(ip(1), None, t0 + WINDOW), None);
+    }
+
+    #[test]
+    fn credentials_that_succeeded_from_a_throttled_client_go_on() {
+        let throttle = AuthThrottle::new(2, WINDOW);
+        let t0 = Instant::now();
+        let good = throttle.credential(Some(b"Bearer good".as_slice()));
+        let stale = throttle.credential(Some(b"Bearer stale".as_slice()));
+        assert_ne!(good, stale);
+        throttle.failed(ip(1), t0);
+        // Another tenant of the same identity provider, from the same address.
+        throttle.succeeded(ip(1), good);
+        throttle.failed(ip(1), t0);
+        assert!(throttle.throttled(ip(1), stale, t0).is_some());
+        assert!(throttle.throttled(ip(1), None, t0).is_some());
+        assert_eq!(throttle.throttled(ip(1), good, t0), None);
+        // Remembered across windows, and bounded.
+        throttle.failed(ip(1), t0 + WINDOW);
+        throttle.failed(ip(1), t0 + WINDOW);
+        assert_eq!(throttle.throttled(ip(1), good, t0 + WINDOW), None);
+        for n in 0..(MAX_TRUSTED_PER_CLIENT as u8 + 4) {
+            throttle.succeeded(ip(1), throttle.credential(Some([n].as_slice())));
+        }
+        assert!(throttle.throttled(ip(1), good, t0 + WINDOW).is_some());
     }
 
     #[test]
@@ -177,7 +248,7 @@ mod tests {
         throttle.failed(ip(1), t0);
         throttle.failed(ip(1), t0 + WINDOW + Duration::from_secs(1));
         assert_eq!(
-            throttle.throttled(ip(1), t0 + WINDOW + Duration::from_secs(1)),
+            throttle.throttled(ip(1), None, t0 + WINDOW + Duration::from_secs(1)),
             None
         );
     }
@@ -189,7 +260,7 @@ mod tests {
         for _ in 0..100 {
             throttle.failed(ip(1), t0);
         }
-        assert_eq!(throttle.throttled(ip(1), t0), None);
+        assert_eq!(throttle.throttled(ip(1), None, t0), None);
         assert_eq!(throttle.tracked(), 0);
     }
 
@@ -202,12 +273,12 @@ mod tests {
         let other: Ipv6Addr = "2001:db8:1:3::1".parse().unwrap();
         throttle.failed(IpAddr::V6(a), t0);
         throttle.failed(IpAddr::V6(b), t0);
-        assert!(throttle.throttled(IpAddr::V6(a), t0).is_some());
-        assert_eq!(throttle.throttled(IpAddr::V6(other), t0), None);
+        assert!(throttle.throttled(IpAddr::V6(a), None, t0).is_some());
+        assert_eq!(throttle.throttled(IpAddr::V6(other), None, t0), None);
         let mapped = Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped();
         throttle.failed(IpAddr::V6(mapped), t0);
         throttle.failed(ip(7), t0);
-        assert!(throttle.throttled(ip(7), t0).is_some());
+        assert!(throttle.throttled(ip(7), None, t0).is_some());
     }
 
     #[test]
@@ -230,7 +301,7 @@ mod tests {
         assert!(throttle.tracked() <= MAX_TRACKED_CLIENTS);
         assert!(
             throttle
-                .throttled(ip(1), t0 + Duration::from_secs(2))
+                .throttled(ip(1), None, t0 + Duration::from_secs(2))
                 .is_some()
         );
     }

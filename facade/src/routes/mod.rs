@@ -109,13 +109,27 @@ async fn throttle_failed_auth(
     else {
         return next.run(request).await;
     };
-    if let Some(seconds) = state.auth_throttle.throttled(client, Instant::now()) {
+    let credential = state.auth_throttle.credential(
+        request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    );
+    if let Some(seconds) = state
+        .auth_throttle
+        .throttled(client, credential, Instant::now())
+    {
         tracing::warn!(%client, "throttled after repeated failed authentication");
         return ScimError::too_many_failed_authentications(seconds).into_response();
     }
     let response = next.run(request).await;
-    if response.status() == StatusCode::UNAUTHORIZED {
-        state.auth_throttle.failed(client, Instant::now());
+    match response.status() {
+        StatusCode::UNAUTHORIZED => state.auth_throttle.failed(client, Instant::now()),
+        // Authenticated (a 403 too: the token is real, only not allowed this).
+        status if status != StatusCode::TOO_MANY_REQUESTS => {
+            state.auth_throttle.succeeded(client, credential);
+        }
+        _ => {}
     }
     response
 }
