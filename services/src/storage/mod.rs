@@ -21,6 +21,7 @@ pub mod tokens;
 pub mod users;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -246,6 +247,8 @@ struct Lanes {
     state: Mutex<LaneState>,
     wake: Condvar,
     per_lane: usize,
+    /// How many lanes are in `ready` (read without the lock by threads about to sleep).
+    ready_count: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -257,6 +260,9 @@ struct LaneState {
     queued: usize,
     /// No more jobs come: the threads finish the waiting ones, then end.
     closed: bool,
+    /// Threads asleep on `wake` (only they need a wake-up: a notification costs a system
+    /// call).
+    sleepers: usize,
 }
 
 #[derive(Default)]
@@ -273,6 +279,7 @@ impl Lanes {
             state: Mutex::new(LaneState::default()),
             wake: Condvar::new(),
             per_lane: per_lane.max(1),
+            ready_count: AtomicUsize::new(0),
         }
     }
 
@@ -299,17 +306,31 @@ impl Lanes {
         if !lane.ready && lane.running < self.per_lane {
             lane.ready = true;
             state.ready.push_back(key);
-            self.wake.notify_one();
+            self.made_ready(state);
         }
         Ok(())
     }
 
+    /// A lane was put in `ready`: count it, and wake a sleeping thread if there is one.
+    fn made_ready(&self, state: &LaneState) {
+        self.ready_count.store(state.ready.len(), Ordering::Release);
+        if state.sleepers > 0 {
+            self.wake.notify_one();
+        }
+    }
+
     /// The next job to run and its lane; `None` once the lanes are closed and empty.
+    ///
+    /// With nothing ready, a thread first spins and yields for a few microseconds before it
+    /// sleeps: under load the next job comes sooner than a sleep and a wake-up would take.
     fn next(&self) -> Option<(Arc<str>, Job)> {
         let mut guard = self.state();
+        let mut spun = false;
         loop {
             let state = &mut *guard;
-            if let Some(key) = state.ready.pop_front() {
+            let popped = state.ready.pop_front();
+            self.ready_count.store(state.ready.len(), Ordering::Release);
+            if let Some(key) = popped {
                 let Some(lane) = state.lanes.get_mut(&key) else {
                     continue;
                 };
@@ -322,17 +343,30 @@ impl Lanes {
                 if !lane.jobs.is_empty() && lane.running < self.per_lane {
                     lane.ready = true;
                     state.ready.push_back(Arc::clone(&key));
-                    self.wake.notify_one();
+                    self.made_ready(state);
                 }
                 return Some((key, job));
             }
             if state.closed && state.queued == 0 {
                 return None;
             }
+            if !spun {
+                spun = true;
+                drop(guard);
+                let backoff = crossbeam_utils::Backoff::new();
+                while !backoff.is_completed() && self.ready_count.load(Ordering::Acquire) == 0 {
+                    backoff.snooze();
+                }
+                guard = self.state();
+                continue;
+            }
+            spun = false;
+            guard.sleepers += 1;
             guard = self
                 .wake
                 .wait(guard)
                 .unwrap_or_else(PoisonError::into_inner);
+            guard.sleepers -= 1;
         }
     }
 
@@ -349,7 +383,7 @@ impl Lanes {
             } else if !lane.ready {
                 lane.ready = true;
                 state.ready.push_back(Arc::clone(key));
-                self.wake.notify_one();
+                self.made_ready(state);
             }
         }
         if state.closed && state.queued == 0 {
