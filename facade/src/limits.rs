@@ -57,7 +57,7 @@ pub const MAX_PATCH_VALUES: usize = 20_000;
 /// The most JSON values a Group PATCH may carry, in one operation or in all (a member
 /// `{"value": id}` counts 2): room for the 100 000 members the service takes in one request,
 /// so that a full member list (Okta's "replace members") of a large group fits.
-pub const MAX_GROUP_PATCH_VALUES: usize = 200_000;
+pub const MAX_GROUP_PATCH_VALUES: usize = 2 * roster_proto::limits::MAX_MEMBERS_PER_REQUEST;
 
 /// The longest `path` of a PATCH operation, in characters: a value filter in a path is
 /// evaluated against every value of its attribute, so its size is bounded.

@@ -49,6 +49,8 @@ pub mod limits {
     /// The largest document of a User's other attributes (custom and extension attributes,
     /// phone numbers, addresses, ...) as JSON text, in bytes.
     pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
+    /// Members one request may name (a group's create, replace or membership change).
+    pub const MAX_MEMBERS_PER_REQUEST: usize = 100_000;
 
     /// The resource a value belongs to.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

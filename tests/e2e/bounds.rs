@@ -391,31 +391,7 @@ async fn one_tenant_cannot_stall_another(backend: Backend) {
     seed_users(&server, "default", SEEDED, SEEDED_EMAILS).await;
 
     // Tenant B, with a user of its own.
-    let mut admin = pb::admin_service_client::AdminServiceClient::new(server.channel().await);
-    admin
-        .create_tenant(authed(
-            &server.operator_token,
-            pb::CreateTenantRequest {
-                name: "other".into(),
-                password_policy: 0,
-            },
-        ))
-        .await
-        .expect("create tenant");
-    let b_token = admin
-        .create_token(authed(
-            &server.operator_token,
-            pb::CreateTokenRequest {
-                tenant: "other".into(),
-                kind: pb::TokenKind::Scim as i32,
-                description: "b".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("create token")
-        .into_inner()
-        .secret;
+    let b_token = server.scim_tenant("other").await;
     let as_b = |m: Method, p: &str| {
         server
             .http

@@ -164,6 +164,36 @@ impl TestServer {
             .bearer_auth(&self.scim_token)
     }
 
+    /// Creates the tenant `name` (as the operator) and returns a new SCIM token of it.
+    pub async fn scim_tenant(&self, name: &str) -> String {
+        use roster_proto::v1 as pb;
+        let mut admin = pb::admin_service_client::AdminServiceClient::new(self.channel().await);
+        admin
+            .create_tenant(authed(
+                &self.operator_token,
+                pb::CreateTenantRequest {
+                    name: name.into(),
+                    password_policy: 0,
+                },
+            ))
+            .await
+            .expect("create tenant");
+        admin
+            .create_token(authed(
+                &self.operator_token,
+                pb::CreateTokenRequest {
+                    tenant: name.into(),
+                    kind: pb::TokenKind::Scim as i32,
+                    description: format!("{name} SCIM"),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("create token")
+            .into_inner()
+            .secret
+    }
+
     pub async fn channel(&self) -> tonic::transport::Channel {
         tonic::transport::Endpoint::from_shared(self.grpc.clone())
             .expect("grpc url")

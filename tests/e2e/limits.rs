@@ -8,10 +8,9 @@ use roster_facade::limits::{
     MAX_BULK_VALUES, MAX_JSON_DEPTH, MAX_MULTI_VALUES, MAX_PATCH_OPERATION_VALUES,
     MAX_PATCH_OPERATIONS,
 };
-use roster_proto::v1 as pb;
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, assert_scim_error, authed, on_both_backends, send};
+use crate::harness::{TestServer, assert_scim_error, on_both_backends, send};
 
 on_both_backends!(
     a_huge_patch_is_refused_fast_and_changes_nothing,
@@ -419,31 +418,7 @@ async fn large_and_nested_inputs_never_stall_another_tenant(server: &TestServer)
     let group = group["id"].as_str().unwrap().to_owned();
 
     // Another tenant, with a user to read.
-    let mut admin = pb::admin_service_client::AdminServiceClient::new(server.channel().await);
-    admin
-        .create_tenant(authed(
-            &server.operator_token,
-            pb::CreateTenantRequest {
-                name: "bystander".into(),
-                password_policy: 0,
-            },
-        ))
-        .await
-        .expect("create tenant");
-    let other_token = admin
-        .create_token(authed(
-            &server.operator_token,
-            pb::CreateTokenRequest {
-                tenant: "bystander".into(),
-                kind: pb::TokenKind::Scim as i32,
-                description: "bystander".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("create token")
-        .into_inner()
-        .secret;
+    let other_token = server.scim_tenant("bystander").await;
     let (status, bystander) = send(
         server
             .http

@@ -52,32 +52,7 @@ async fn authentication(server: &TestServer) {
 }
 
 async fn tenants_never_see_each_other(server: &TestServer) {
-    let channel = server.channel().await;
-    let mut admin = pb::admin_service_client::AdminServiceClient::new(channel);
-    admin
-        .create_tenant(authed(
-            &server.operator_token,
-            pb::CreateTenantRequest {
-                name: "acme".into(),
-                password_policy: 0,
-            },
-        ))
-        .await
-        .expect("create tenant");
-    let other = admin
-        .create_token(authed(
-            &server.operator_token,
-            pb::CreateTokenRequest {
-                tenant: "acme".into(),
-                kind: pb::TokenKind::Scim as i32,
-                description: "acme okta".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("create token")
-        .into_inner()
-        .secret;
+    let other = server.scim_tenant("acme").await;
 
     let (status, mine) = send(server.scim_req(Method::POST, "/Users").json(&json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],

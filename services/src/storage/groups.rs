@@ -22,8 +22,7 @@ use crate::domain::{
     validate_group_external_id,
 };
 
-/// Most members one request may name.
-pub const MAX_MEMBERS_PER_REQUEST: usize = 100_000;
+pub use roster_proto::limits::MAX_MEMBERS_PER_REQUEST;
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = groups)]
